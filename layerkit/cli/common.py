@@ -1,0 +1,121 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any
+
+from layerkit.errors import PromptError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps example blocks as written and shows defaults."""
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """``--config``, ``--set``, ``--device``, ``--seed``, ``--max-pixels``."""
+    g = p.add_argument_group("pipeline")
+    g.add_argument("--config", default="classical", help="shipped config name or path to a YAML file")
+    g.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
+                   help="dotted config overrides, e.g. matter.backend=vitmatte trimapper.band=12")
+    g.add_argument("--device", default=None, help="torch device for learned stages: cpu, cuda, cuda:1, auto")
+    g.add_argument("--seed", type=int, default=None, help="seed for stochastic stages")
+    g.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse larger images (decompression-bomb guard; default 100000000)")
+
+
+def build_pipeline(args: argparse.Namespace) -> Any:
+    """Build the pipeline named by ``--config`` with ``--set``/``--device``/``--seed``/``--max-pixels``."""
+    from layerkit.config import parse_override
+    from layerkit.pipelines.decompose import Pipeline
+
+    overrides = dict(parse_override(s) for s in args.set)
+    if args.device is not None:
+        overrides["pipeline.device"] = args.device
+    if args.seed is not None:
+        overrides["pipeline.seed"] = args.seed
+    if args.max_pixels is not None:
+        overrides["pipeline.max_pixels"] = args.max_pixels
+    return Pipeline.from_config(args.config, overrides)
+
+
+def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> list[float]:
+    """``"1,2,3,4"`` → ``[1., 2., 3., 4.]``; ``n`` lists the accepted counts."""
+    try:
+        vals = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        vals = []
+    if len(vals) not in n:
+        raise PromptError(f"{what} {text!r} is not valid; expected {example}")
+    return vals
+
+
+def add_prompt_args(p: argparse.ArgumentParser) -> None:
+    """``--box``, ``--point``, ``--mask``, ``--text``."""
+    g = p.add_argument_group("prompt (any mix)")
+    g.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1", help="box in pixels (repeatable)")
+    g.add_argument("--point", action="append", default=[], metavar="X,Y[,LABEL]",
+                   help="point in pixels; LABEL 1 = object (default), 0 = not object (repeatable)")
+    g.add_argument("--mask", default=None, metavar="PNG", help="mask image of the object (white on black), image size")
+    g.add_argument("--text", default=None, help="phrase naming the object (needs a grounding stage)")
+
+
+def prompt_from_args(args: argparse.Namespace) -> Any:
+    """Build a :class:`~layerkit.types.Prompt` from ``--box/--point/--mask/--text``."""
+    from layerkit.io.image import load_mask
+    from layerkit.types import Prompt
+
+    boxes = [parse_numbers(b, (4,), "--box", "X0,Y0,X1,Y1 such as 120,40,380,500") for b in args.box]
+    pts = [parse_numbers(p, (2, 3), "--point", "X,Y or X,Y,LABEL such as 250,260 or 30,30,0") for p in args.point]
+    for p in pts:
+        if len(p) == 3 and p[2] not in (0, 1):
+            raise PromptError(f"point label must be 0 or 1, got {p[2]:g}")
+    mask = load_mask(args.mask) if args.mask else None
+    if not (boxes or pts or mask is not None or args.text):
+        raise PromptError("no prompt given: add --box X0,Y0,X1,Y1, --point X,Y, --mask FILE or --text PHRASE")
+    return Prompt(points=[p[:2] for p in pts] or None, labels=[int(p[2]) if len(p) == 3 else 1 for p in pts] or None,
+                  boxes=boxes or None, mask=mask, text=args.text)
+
+
+class Progress:
+    """Prints a stage's name when it has run for ``delay`` seconds, and its time when it ends.
+
+    Use as ``pipe.progress = Progress()``; stages under ``delay`` print nothing.
+    """
+
+    def __init__(self, delay: float = 1.0, stream: Any = None, enabled: bool = True) -> None:
+        self.delay = delay
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self._timer: threading.Timer | None = None
+        self._shown = False
+
+    def __call__(self, stage: str, event: str, seconds: float) -> None:
+        if not self.enabled:
+            return
+        if event == "start":
+            self._shown = False
+            self._timer = threading.Timer(self.delay, self._show, args=(stage,))
+            self._timer.daemon = True
+            self._timer.start()
+        else:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._shown:
+                print(f"\r  {stage:<10} done in {seconds:5.1f} s", file=self.stream, flush=True)
+
+    def _show(self, stage: str) -> None:
+        self._shown = True
+        print(f"  {stage:<10} running…", end="", file=self.stream, flush=True)
+
+
+class Timer:
+    def __enter__(self) -> "Timer":
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0

@@ -1,0 +1,1 @@
+"""Pure numerical helpers (compositing, wavelets, ROI, morphology); no stage imports them twice."""

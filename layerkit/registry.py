@@ -1,0 +1,107 @@
+"""The flat stage registry: ``role → {backend name → "module:Class"}``.
+
+One dict, no scopes: jump-to-definition works on every entry. A backend name that is not listed
+may be a dotted import path (``my_pkg.stages:MySegmenter``); the error for an unknown name lists
+the valid ones. Builders are imported lazily, so heavy backends (transformers, diffusers) cost
+nothing until used. The backend ``none`` leaves an optional stage out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Callable
+
+from layerkit.errors import ConfigError
+
+ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner")
+#: Roles a pipeline can run without (``backend: none``).
+OPTIONAL_ROLES = ("generator", "grounder", "refiner")
+
+REGISTRY: dict[str, dict[str, str]] = {
+    "generator": {
+        "diffusers": "layerkit.modules.generation.diffusers_t2i:DiffusersGenerator",
+    },
+    "grounder": {
+        "grounding_dino": "layerkit.modules.grounding.grounding_dino:GroundingDinoGrounder",
+        "owlv2": "layerkit.modules.grounding.owlv2:Owlv2Grounder",
+    },
+    "segmenter": {
+        "grabcut": "layerkit.modules.segmentation.grabcut:GrabCutSegmenter",
+        "sam": "layerkit.modules.segmentation.sam:SamSegmenter",
+        "sam_hf": "layerkit.modules.segmentation.sam_hf:HFSamSegmenter",
+    },
+    "trimapper": {
+        "morphology": "layerkit.modules.trimap.morphology:MorphologyTrimapper",
+    },
+    "matter": {
+        "closed_form": "layerkit.modules.matting.closed_form:ClosedFormMatter",
+        "vitmatte": "layerkit.modules.matting.vitmatte:VitMatteMatter",
+    },
+    "decomposer": {
+        "classical": "layerkit.modules.decomposition.classical:ClassicalDecomposer",
+        "fbdd": "layerkit.modules.decomposition.fbdd:FBDDDecomposer",
+    },
+    "refiner": {
+        "wavelet": "layerkit.modules.refinement.wavelet:WaveletRefiner",
+        "hfa": "layerkit.modules.refinement.hfa:HFARefiner",
+    },
+}
+
+
+def resolve(role: str, backend: str) -> Callable[..., Any]:
+    """Return the builder (class or function) of ``backend`` for ``role``.
+
+    Raises:
+        ConfigError: unknown role, unknown backend name (the message lists the valid names), or a
+            dotted path that cannot be imported.
+    """
+    if role not in REGISTRY:
+        raise ConfigError(f"unknown stage role {role!r}; valid roles: {', '.join(ROLES)}")
+    target = REGISTRY[role].get(backend)
+    if target is None:
+        if ":" not in backend and "." not in backend:
+            valid = sorted(REGISTRY[role]) + (["none"] if role in OPTIONAL_ROLES else [])
+            raise ConfigError(f"unknown {role} backend {backend!r}; valid names: {', '.join(valid)} "
+                              "(or a dotted import path such as 'my_pkg.module:MyClass')")
+        target = backend
+    module_name, _, attr = target.partition(":") if ":" in target else target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"cannot import {role} backend {backend!r} ({module_name}): {e}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"{module_name} has no attribute {attr!r} (from {role} backend {backend!r})") from None
+
+
+def parameters(builder: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """Keyword parameters a builder accepts (its config keys)."""
+    sig = inspect.signature(builder)
+    return {n: p for n, p in sig.parameters.items()
+            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def build(role: str, backend: str, params: dict[str, Any] | None = None) -> Any:
+    """Build a stage from its backend name and keyword parameters; the config is attached.
+
+    Raises:
+        ConfigError: unknown backend, or a key the backend does not take (valid keys listed).
+    """
+    params = dict(params or {})
+    builder = resolve(role, backend)
+    valid = parameters(builder)
+    for key in params:
+        if key not in valid:
+            raise ConfigError(f"unknown key '{role}.{key}' for {role} backend {backend!r}; valid keys: "
+                              f"{', '.join(['backend', *sorted(valid)])}")
+    try:
+        stage = builder(**params)
+    except TypeError as e:
+        raise ConfigError(f"cannot build {role} backend {backend!r}: {e}") from None
+    try:
+        stage.layerkit_config = {"backend": backend, **params}
+    except AttributeError:
+        pass
+    return stage

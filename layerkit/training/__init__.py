@@ -1,0 +1,1 @@
+"""Lightning training of the learned stages (nets live in :mod:`layerkit.modules`)."""

@@ -1,0 +1,334 @@
+"""The data model: :class:`Prompt`, :class:`Layer`, :class:`LayerStack`, :class:`DecompositionResult`.
+
+Conventions used everywhere in layerkit:
+
+* images are ``numpy.float32`` in ``[0, 1]``, HWC; RGB is ``H×W×3``, RGBA is ``H×W×4`` with
+  **straight** (un-premultiplied) alpha;
+* coordinates are pixels, ``x`` to the right and ``y`` down; boxes are ``xyxy`` with
+  ``x1, y1`` exclusive (``[x0, x1) × [y0, y1)``), points are ``xy`` pixel centres;
+* a :class:`LayerStack` is ordered bottom → top; index 0 is the opaque background.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from layerkit.errors import PromptError
+from layerkit.ops.compositing import over
+
+
+@dataclass
+class Prompt:
+    """What to extract: points, boxes, a mask, a text phrase, or any mix of them.
+
+    Args:
+        points: ``N×2`` pixel coordinates ``(x, y)``.
+        labels: ``N`` point labels, 1 = on the object (default), 0 = not on the object.
+        boxes: ``M×4`` boxes ``(x0, y0, x1, y1)`` in pixels, ``x1, y1`` exclusive.
+        mask: ``H×W`` bool or float in ``[0, 1]`` (>= 0.5 counts as object), canvas size.
+        text: a phrase naming the object ("the white horse"); needs a grounding stage.
+
+    Example:
+        >>> Prompt(boxes=[[120, 40, 380, 500]])
+        >>> Prompt(points=[[250, 260], [30, 30]], labels=[1, 0])
+        >>> Prompt(text="the dog", points=[[310, 220]])
+    """
+
+    points: np.ndarray | Sequence[Sequence[float]] | None = None
+    labels: np.ndarray | Sequence[int] | None = None
+    boxes: np.ndarray | Sequence[Sequence[float]] | None = None
+    mask: np.ndarray | None = None
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.points is not None:
+            pts = np.asarray(self.points, dtype=np.float64)
+            if pts.size == 0:
+                pts = pts.reshape(0, 2)
+            if pts.ndim == 1 and pts.shape[0] == 2:
+                pts = pts[None]
+            if pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all():
+                raise PromptError(f"points must be N×2 finite (x, y) pixel coordinates, got shape {pts.shape}")
+            self.points = pts
+            labels = np.ones(len(pts), np.int64) if self.labels is None else np.asarray(self.labels, np.int64).reshape(-1)
+            if labels.shape != (len(pts),) or not np.isin(labels, (0, 1)).all():
+                raise PromptError(f"labels must be {len(pts)} values of 0 (background) or 1 (object), got {labels.tolist()}")
+            self.labels = labels
+            if len(pts) == 0:
+                self.points, self.labels = None, None
+        elif self.labels is not None:
+            raise PromptError("labels were given without points")
+        if self.boxes is not None:
+            b = np.asarray(self.boxes, dtype=np.float64)
+            if b.ndim == 1 and b.shape[0] == 4:
+                b = b[None]
+            if b.ndim != 2 or b.shape[1] != 4 or not np.isfinite(b).all():
+                raise PromptError(f"boxes must be M×4 finite (x0, y0, x1, y1) pixel boxes, got shape {b.shape}")
+            for x0, y0, x1, y1 in b:
+                if x1 <= x0 or y1 <= y0:
+                    raise PromptError(f"box {[x0, y0, x1, y1]} is inverted or has zero area; use x0 < x1 and y0 < y1 (xyxy)")
+            self.boxes = b if len(b) else None
+        if self.mask is not None:
+            m = np.asarray(self.mask)
+            if m.ndim == 3 and m.shape[2] == 1:
+                m = m[..., 0]
+            if m.ndim != 2:
+                raise PromptError(f"mask must be H×W, got shape {m.shape}")
+            m = m.astype(np.float32) if m.dtype != bool else m
+            if m.dtype != bool and m.max(initial=0) > 1.0:
+                m = m / 255.0
+            self.mask = np.asarray(m >= 0.5)
+            if not self.mask.any():
+                raise PromptError("mask is empty (no pixel >= 0.5); paint the object white on black")
+        if self.text is not None:
+            self.text = str(self.text).strip() or None
+        if self.is_empty:
+            raise PromptError("empty prompt: give at least one of points, boxes, mask or text")
+
+    @property
+    def is_empty(self) -> bool:
+        return self.points is None and self.boxes is None and self.mask is None and self.text is None
+
+    @property
+    def has_spatial(self) -> bool:
+        """True if the prompt has points, boxes or a mask (anything but text)."""
+        return self.points is not None or self.boxes is not None or self.mask is not None
+
+    def validate(self, height: int, width: int) -> "Prompt":
+        """Check the prompt against an ``height × width`` image; returns ``self``.
+
+        Raises:
+            PromptError: a point or box outside the image, or a mask of the wrong size.
+        """
+        if self.points is not None:
+            for (x, y) in self.points:
+                if not (0 <= x < width and 0 <= y < height):
+                    raise PromptError(f"point ({x:g}, {y:g}) is outside the {width}x{height} image; use 0 <= x < {width}, 0 <= y < {height}")
+        if self.boxes is not None:
+            for x0, y0, x1, y1 in self.boxes:
+                if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+                    raise PromptError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is outside the {width}x{height} image; "
+                                      f"keep 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
+        if self.mask is not None and self.mask.shape != (height, width):
+            raise PromptError(f"mask is {self.mask.shape[1]}x{self.mask.shape[0]} but the image is {width}x{height}; resize the mask to the image")
+        return self
+
+    def bbox(self) -> tuple[int, int, int, int] | None:
+        """Union box ``(x0, y0, x1, y1)`` of all spatial parts (points count as 1-px boxes), or None."""
+        parts = []
+        if self.boxes is not None:
+            parts += [tuple(b) for b in self.boxes]
+        if self.points is not None and self.labels is not None:
+            parts += [(x, y, x + 1, y + 1) for (x, y), lab in zip(self.points, self.labels) if lab == 1]
+        if self.mask is not None:
+            ys, xs = np.nonzero(self.mask)
+            parts.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+        if not parts:
+            return None
+        a = np.asarray(parts, dtype=np.float64)
+        return int(np.floor(a[:, 0].min())), int(np.floor(a[:, 1].min())), int(np.ceil(a[:, 2].max())), int(np.ceil(a[:, 3].max()))
+
+    def shifted(self, dx: int, dy: int, size: tuple[int, int]) -> "Prompt":
+        """The prompt in a crop whose top-left corner is ``(dx, dy)`` and size is ``(h, w)``."""
+        h, w = size
+        return Prompt(
+            points=None if self.points is None else self.points - [dx, dy],
+            labels=self.labels,
+            boxes=None if self.boxes is None else self.boxes - [dx, dy, dx, dy],
+            mask=None if self.mask is None else self.mask[dy:dy + h, dx:dx + w],
+            text=self.text,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (the mask is reduced to its bbox)."""
+        d: dict[str, Any] = {}
+        if self.points is not None:
+            d["points"] = self.points.tolist()
+            d["labels"] = self.labels.tolist()  # type: ignore[union-attr]
+        if self.boxes is not None:
+            d["boxes"] = self.boxes.tolist()
+        if self.mask is not None:
+            ys, xs = np.nonzero(self.mask)
+            d["mask_bbox"] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+        if self.text is not None:
+            d["text"] = self.text
+        return d
+
+
+@dataclass
+class Layer:
+    """One RGBA layer on the canvas.
+
+    Args:
+        rgba: ``H×W×4`` float32 straight-alpha RGBA in ``[0, 1]``.
+        name: layer name, kept in PSD/ORA/JSON.
+        prompt: the prompt that produced it, if any.
+        bbox: ``(x0, y0, x1, y1)`` of ``alpha > 0``; computed when omitted.
+        visible: hidden layers are kept but skipped by :meth:`LayerStack.composite`.
+    """
+
+    rgba: np.ndarray
+    name: str = "layer"
+    prompt: Prompt | None = None
+    bbox: tuple[int, int, int, int] | None = None
+    visible: bool = True
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.rgba)
+        if a.ndim != 3 or a.shape[2] != 4:
+            raise ValueError(f"Layer.rgba must be H×W×4 straight RGBA, got shape {a.shape}")
+        self.rgba = np.ascontiguousarray(np.clip(a, 0.0, 1.0), dtype=np.float32)
+        if self.bbox is None:
+            self.bbox = alpha_bbox(self.rgba[..., 3])
+
+    @classmethod
+    def from_rgb(cls, rgb: np.ndarray, alpha: np.ndarray | None = None, **kw: Any) -> "Layer":
+        """Build from ``H×W×3`` colour and an optional ``H×W`` alpha (opaque if omitted)."""
+        a = np.ones(rgb.shape[:2], np.float32) if alpha is None else alpha
+        return cls(np.concatenate([rgb, a[..., None]], axis=2), **kw)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.rgba[..., 3]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        return self.rgba[..., :3]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return self.rgba.shape[0], self.rgba.shape[1]
+
+
+def alpha_bbox(alpha: np.ndarray, threshold: float = 0.0) -> tuple[int, int, int, int] | None:
+    """Tight box ``(x0, y0, x1, y1)`` (exclusive ends) of ``alpha > threshold``, None if empty."""
+    m = alpha > threshold
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+class LayerStack:
+    """An ordered bottom → top list of same-size layers; index 0 is the background.
+
+    Example:
+        >>> stack = LayerStack([Layer.from_rgb(bg, name="background"), Layer(fg_rgba, name="object")])
+        >>> img = stack.composite()          # H×W×3, the "over" operator in order
+        >>> stack.save("out.psd")            # or "out.ora", or a folder
+    """
+
+    def __init__(self, layers: Sequence[Layer] = ()) -> None:
+        self.layers: list[Layer] = list(layers)
+        if self.layers:
+            size = self.layers[0].size
+            for layer in self.layers:
+                if layer.size != size:
+                    raise ValueError(f"layer {layer.name!r} is {layer.size} but the canvas is {size}; layers must share one size")
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __repr__(self) -> str:
+        return f"LayerStack({[layer.name for layer in self.layers]}, size={self.size})"
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """``(height, width)`` of the canvas, or None when empty."""
+        return self.layers[0].size if self.layers else None
+
+    @property
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def composite(self, background: np.ndarray | None = None) -> np.ndarray:
+        """Compose the visible layers bottom → top with the "over" operator.
+
+        Args:
+            background: optional ``H×W×3`` colour under the stack (default: none, the result
+                keeps alpha unless the bottom layer is opaque).
+
+        Returns:
+            ``H×W×3`` RGB when the result is opaque everywhere (or a background is given),
+            else ``H×W×4`` straight RGBA.
+        """
+        if not self.layers:
+            raise ValueError("cannot composite an empty LayerStack")
+        visible = [layer for layer in self.layers if layer.visible]
+        if background is not None:
+            out: np.ndarray = background.astype(np.float32)
+        elif not visible:
+            h, w = self.size  # type: ignore[misc]
+            return np.zeros((h, w, 4), np.float32)
+        else:
+            out = visible[0].rgba
+            visible = visible[1:]
+        for layer in visible:
+            out = over(layer.rgba, out)
+        if out.shape[2] == 4 and np.all(out[..., 3] >= 1.0 - 1e-6):
+            out = out[..., :3]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
+        """Write the stack; the format follows the suffix.
+
+        ``.psd`` → Photoshop, ``.ora`` → OpenRaster, no suffix → a folder of PNGs plus
+        ``layers.json``. Writes are atomic: nothing appears under ``path`` on failure.
+
+        Returns:
+            The written path.
+        """
+        from layerkit.io.layers import save_stack
+
+        return str(save_stack(self, path, overwrite=overwrite))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LayerStack":
+        """Read a stack written by :meth:`save` (PSD, ORA or PNG folder)."""
+        from layerkit.io.layers import load_stack
+
+        return load_stack(path)
+
+
+@dataclass
+class DecompositionResult:
+    """What a pipeline call returns for one object.
+
+    Attributes:
+        image: ``H×W×3`` input composite.
+        foreground: ``H×W×4`` straight RGBA object layer (canvas size).
+        background: ``H×W×3`` complete background (occluded part filled in).
+        alpha: ``H×W`` matte in ``[0, 1]``.
+        mask: ``H×W`` bool segmentation before matting.
+        trimap: ``H×W`` float, 0 = background, 0.5 = unknown, 1 = foreground.
+        layers: the two-layer :class:`LayerStack` (background, object).
+        prompt: the prompt used.
+        roi: ``(x0, y0, x1, y1)`` region that was processed.
+        timings: seconds per stage.
+    """
+
+    image: np.ndarray
+    foreground: np.ndarray
+    background: np.ndarray
+    alpha: np.ndarray
+    mask: np.ndarray
+    trimap: np.ndarray
+    layers: LayerStack
+    prompt: Prompt | None = None
+    roi: tuple[int, int, int, int] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
+        """Save :attr:`layers` (see :meth:`LayerStack.save`)."""
+        return self.layers.save(path, overwrite=overwrite)
