@@ -91,8 +91,29 @@ class Pipeline:
         if settings.name == "custom" and isinstance(name_or_path, str) and not name_or_path.endswith((".yaml", ".yml")):
             settings.name = name_or_path
         pipe = cls(settings=settings, **stages)
+        pipe.check_weights()
         pipe.to(settings.device)
         return pipe
+
+    def check_weights(self) -> None:
+        """Raise one error naming every learned stage whose weights cannot be found.
+
+        A stage takes part by defining ``missing_weights() -> list[str]``: one line per missing
+        model, naming the config key to set (e.g. ``"segmenter.checkpoint: sam_vit_h.pth not
+        found; set it to a local file"``). Nothing is loaded here.
+
+        Raises:
+            MissingModelError: listing every missing model.
+        """
+        from layerkit.errors import MissingModelError
+
+        missing: list[str] = []
+        for role, stage in self.components.items():
+            check = getattr(stage, "missing_weights", None)
+            if callable(check):
+                missing += [f"{role}: {m}" for m in check()]
+        if missing:
+            raise MissingModelError(f"{len(missing)} model(s) not available offline: " + "; ".join(missing))
 
     @property
     def components(self) -> dict[str, Any]:
@@ -184,7 +205,11 @@ class Pipeline:
         if not (mask > 0.5).any():
             raise PromptError(f"the segmenter found no object for prompt {prompt.to_dict()}; try a tighter box or more points")
         with self._stage("trimap", timings):
-            trimap = self.trimapper(mask, sub)
+            query = getattr(self.trimapper, "transparency_prompt", None)
+            if query and self.grounder is not None:  # MatteAnything: widen the band over transparent material
+                trimap = self.trimapper(mask, sub, transparent_boxes=self.grounder(sub, query).boxes)
+            else:
+                trimap = self.trimapper(mask, sub)
         with self._stage("matte", timings):
             alpha = np.clip(self.matter(sub, trimap), 0.0, 1.0).astype(np.float32)
         with self._stage("decompose", timings):
