@@ -167,17 +167,41 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
             if len(section) > 1:
                 raise ConfigError(f"{role}.backend is 'none' but other keys are set: {sorted(set(section) - {'backend'})}")
         else:
-            valid = parameters(resolve(role, str(backend)))
+            builder = resolve(role, str(backend))
+            valid = parameters(builder)
+            hints = _type_hints(builder)
             for key, value in section.items():
                 if key == "backend":
                     continue
                 if key not in valid:
                     raise ConfigError(f"unknown key '{role}.{key}' for {role} backend {backend!r}; valid keys: "
                                       f"{', '.join(['backend', *sorted(valid)])}")
+                if value is None:
+                    continue
+                typ = hints.get(key)
                 default = valid[key].default
-                if default is not None and default is not valid[key].empty and value is not None:
-                    section[key] = _coerce(f"{role}.{key}", value, type(default))
+                if typ is None and default is not None and default is not valid[key].empty:
+                    typ = type(default)
+                if typ is not None:
+                    section[key] = _coerce(f"{role}.{key}", value, typ)
         out[role] = section
+    return out
+
+
+def _type_hints(builder: Any) -> dict[str, type]:
+    """Plain scalar type of each constructor argument (``int | None`` → ``int``), where one is clear."""
+    import typing
+
+    target = builder.__init__ if isinstance(builder, type) else builder
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: fall back to the defaults' types
+        return {}
+    out: dict[str, type] = {}
+    for name, hint in hints.items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        if len(args) == 1 and args[0] in (int, float, bool, str):
+            out[name] = args[0]
     return out
 
 

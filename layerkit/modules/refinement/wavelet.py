@@ -68,14 +68,10 @@ def transfer_high_frequencies(target: np.ndarray, source: np.ndarray, weight: np
     w = torch.from_numpy(np.ascontiguousarray(weight.transpose(2, 0, 1)))[None].float()
     lt, ht, size = wavedec(t, levels)
     _, hs, _ = wavedec(s, levels)
-    wk = w
+    m = 2 ** levels
+    wk = torch.nn.functional.pad(w, (0, (-w.shape[-1]) % m, 0, (-w.shape[-2]) % m), mode="replicate")
     out_h = []
     for h_t, h_s in zip(ht, hs):
-        wk = torch.nn.functional.avg_pool2d(_pad_even(wk), 2)
+        wk = torch.nn.functional.avg_pool2d(wk, 2)
         out_h.append(h_t + wk[:, :, None] * (h_s - h_t))
     return waverec(lt, out_h, size)[0].numpy().transpose(1, 2, 0)
-
-
-def _pad_even(x: torch.Tensor) -> torch.Tensor:
-    ph, pw = x.shape[-2] % 2, x.shape[-1] % 2
-    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x

@@ -1,0 +1,41 @@
+# layerkit — two commands on a fresh machine: `make demo`, then `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+DEMO_OUT ?= demo_out
+
+.PHONY: install demo test test-fast bench clean help
+
+help:
+	@echo "make demo     create .venv, install, decompose the shipped astronaut photo into layers"
+	@echo "make test     run the test suite (installs first if needed)"
+	@echo "make bench    dev-set benchmark (needs ../shared/data/dev)"
+
+# Idempotent: reinstalls only when pyproject.toml or constraints.txt changed.
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+demo: install
+	@rm -rf $(DEMO_OUT)
+	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --box 350,2,472,290 -o $(DEMO_OUT)/shuttle --quiet
+	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 215,110 -o $(DEMO_OUT)/astronaut.psd --quiet
+	@echo "layers written to: $(abspath $(DEMO_OUT))/shuttle/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/astronaut.psd"
+
+test: install
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(VENV)/bin/python -m pytest -q -m "not slow" -p no:cacheprovider
+
+bench: install
+	bash benchmarks/run_dev30.sh
+
+clean:
+	rm -rf $(DEMO_OUT) build dist *.egg-info .pytest_cache

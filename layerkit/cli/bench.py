@@ -1,0 +1,102 @@
+"""``layerkit bench``: several configs on one composite folder → results.json, table.md, report.html."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from layerkit.cli.common import HelpFormatter, add_pipeline_args
+
+EXAMPLES = """examples:
+  layerkit bench --data /tmp/dev30 --configs classical,classical+hfa --prompt box -o bench/
+  layerkit bench --data /tmp/dev30 --configs classical,my.yaml+hfa --set trimapper.band_ratio=0.05 -o bench2/
+
+A config spec is a shipped config name or a YAML path, optionally +OVERLAY (a partial config
+from layerkit/configs/overlay/OVERLAY.yaml, or a YAML path) merged on top; --set applies to
+every config. Output: results.json, table.md, report.html (self-contained: pictures embedded,
+sortable tables, metric distributions, time per stage, worst samples first) and plots/*.png."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="compare configs on a composite folder (HTML report)",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("--data", required=True, help="folder of composites (make_composites.py output)")
+    p.add_argument("--configs", required=True, help="comma-separated config specs, e.g. classical,classical+hfa")
+    add_eval_args(p)
+    p.add_argument("--thumb-height", type=int, default=128, help="height of the report's thumbnails in pixels")
+    p.add_argument("--gallery", type=int, default=None, metavar="N", help="at most N gallery rows per config (default all)")
+    add_pipeline_args(p)
+    p.set_defaults(func=run)
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``eval`` and ``bench``: prompt kind and file, limit, output."""
+    from layerkit.evaluation.composites import PROMPT_KINDS
+
+    p.add_argument("--prompt", choices=PROMPT_KINDS, default="box", help="prompt given to the pipeline per sample")
+    p.add_argument("--box-from", default="box.json", metavar="FILE", help="per-sample JSON holding box_xyxy and point_xy")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
+    p.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def spec_pipeline(args: argparse.Namespace, spec: str) -> Any:
+    """Build the pipeline of config ``spec`` with ``--set``/``--device``/``--seed``/``--max-pixels``."""
+    from layerkit.evaluation.bench import build_from_spec
+
+    return build_from_spec(spec, pipeline_overrides(args))
+
+
+def pipeline_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus the ``pipeline.*`` overrides of ``--device``, ``--seed``, ``--max-pixels``."""
+    items = list(args.set)
+    for flag, key in (("device", "pipeline.device"), ("seed", "pipeline.seed"), ("max_pixels", "pipeline.max_pixels")):
+        if getattr(args, flag, None) is not None:
+            items.append(f"{key}={getattr(args, flag)}")
+    return items
+
+
+def load_samples(args: argparse.Namespace, data: str) -> list:
+    """Check the output path and the data folder (before any long work); returns the samples."""
+    from layerkit.errors import DataError
+    from layerkit.evaluation.composites import find_samples
+    from layerkit.io.atomic import check_output
+
+    check_output(args.output, args.overwrite)
+    samples = find_samples(data, args.box_from, args.prompt)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise DataError(f"--limit must be at least 1, got {args.limit}")
+        samples = samples[:args.limit]
+    return samples
+
+
+def run(args: argparse.Namespace) -> int:
+    from layerkit.errors import ConfigError
+    from layerkit.evaluation.bench import composite_outputs, run_config
+    from layerkit.evaluation.runner import write_outputs
+
+    specs = [s.strip() for s in args.configs.split(",") if s.strip()]
+    if not specs:
+        raise ConfigError("--configs is empty; give comma-separated config specs such as classical,classical+hfa")
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"--configs names a config twice: {args.configs}")
+    samples = load_samples(args, args.data)
+    pipes = [(spec, spec_pipeline(args, spec)) for spec in specs]  # every config checked before any long run
+    runs = []
+    for spec, pipe in pipes:
+        runs.append(run_config(pipe, spec, samples, args.prompt, visuals=True, thumb_height=args.thumb_height,
+                               quiet=args.quiet, info={"overrides": " ".join(pipeline_overrides(args)) or "none"}))
+    meta = {"data": args.data, "prompt": args.prompt, "prompt file": args.box_from, "samples": len(samples),
+            "configs": ", ".join(specs)}
+    files = composite_outputs(runs, meta, html=True, title="layerkit bench", gallery_limit=args.gallery)
+    write_outputs(args.output, files, overwrite=args.overwrite)
+    if not args.quiet:
+        for r in runs:
+            ok = sum("error" not in x for x in r.records)
+            print(f"{r.name}: {ok}/{len(r.records)} ok, SAD {r.mean['sad']:.3f}, IoU {r.mean['iou']:.4f}, "
+                  f"{r.mean['seconds']:.2f} s/sample", file=sys.stderr)
+    print(args.output)
+    return 0 if all(any("error" not in x for x in r.records) for r in runs) else 1

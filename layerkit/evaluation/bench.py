@@ -1,0 +1,195 @@
+"""Benchmark runs: several configs on one composite folder, in one process.
+
+A *config spec* names what to run: a shipped config name or a YAML path, optionally followed by
+``+OVERLAY`` parts. An overlay is a partial pipeline config,
+``layerkit/configs/overlay/OVERLAY.yaml`` (or a YAML path), applied on top of the base config
+exactly like dotted ``--set`` overrides (changing a stage's ``backend`` drops the old backend's
+keys). Example: ``classical+hfa`` = ``classical.yaml`` with ``overlay/hfa.yaml`` on top.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from layerkit.errors import ConfigError
+from layerkit.evaluation.composites import METRIC_KEYS, METRICS, TABLE_COLUMNS, CompositeSample, evaluate_composites, table_rows
+from layerkit.evaluation.report import Run, render_html, report_plots
+from layerkit.evaluation.runner import (EtaProgress, dump_json, environment, markdown_table, mean_timings, peak_rss_mb,
+                                        summarise)
+
+
+def overlay_dir() -> Path:
+    """Folder of the shipped overlays (``layerkit/configs/overlay``)."""
+    from layerkit.config import config_dir
+
+    return config_dir("overlay")
+
+
+def available_overlays() -> list[str]:
+    """Names of the shipped overlays."""
+    d = overlay_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``"classical+hfa+x"`` → ``("classical", ["hfa", "x"])``; an existing file path is kept whole.
+
+    Raises:
+        ConfigError: an empty part (``"classical+"``).
+    """
+    spec = spec.strip()
+    if Path(spec).is_file():
+        return spec, []
+    parts = [p.strip() for p in spec.split("+")]
+    if not parts or any(not p for p in parts):
+        raise ConfigError(f"config spec {spec!r} is not valid; use NAME_OR_YAML[+OVERLAY...], e.g. classical+hfa")
+    return parts[0], parts[1:]
+
+
+def overlay_path(name: str, spec: str = "") -> Path:
+    """Path of overlay ``name`` (a shipped overlay's name or a YAML path).
+
+    Raises:
+        ConfigError: no such overlay; the message lists the available ones.
+    """
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"overlay file {name!r} does not exist")
+        return p
+    p = overlay_dir() / f"{name}.yaml"
+    if not p.is_file():
+        avail = ", ".join(available_overlays()) or "none shipped"
+        raise ConfigError(f"unknown overlay {name!r}{f' in config spec {spec!r}' if spec else ''}; available overlays: "
+                          f"{avail} (files layerkit/configs/overlay/NAME.yaml), or give a path to a .yaml file")
+    return p
+
+
+def flatten_overlay(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A partial config as dotted overrides, each section's ``backend`` first.
+
+    ``{"refiner": {"backend": "hfa", "levels": 2}, "grounder": "none"}`` →
+    ``{"refiner.backend": "hfa", "refiner.levels": 2, "grounder": "none"}``.
+    """
+    out: dict[str, Any] = {}
+    for section, body in cfg.items():
+        if isinstance(body, Mapping):
+            keys = sorted(body, key=lambda k: k != "backend")  # stable: backend first
+            for k in keys:
+                out[f"{section}.{k}"] = body[k]
+        else:
+            out[str(section)] = body
+    return out
+
+
+def spec_overrides(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> tuple[str, dict[str, Any]]:
+    """The base config and the ordered dotted overrides that a spec plus ``--set`` items mean.
+
+    User overrides come last and win; one that repeats an overlay key replaces it in place of
+    the overlay's position, so that e.g. ``refiner.backend=wavelet`` clears an overlay's
+    refiner keys.
+
+    Returns:
+        ``(base_name_or_path, overrides)``, ready for ``Pipeline.from_config``.
+    """
+    from layerkit.config import parse_override, read_yaml
+
+    base, overlays = parse_spec(spec)
+    merged: dict[str, Any] = {}
+    for name in overlays:
+        for k, v in flatten_overlay(read_yaml(str(overlay_path(name, spec)), kind="overlay")).items():
+            merged.pop(k, None)
+            merged[k] = v
+    user = overrides.items() if isinstance(overrides, Mapping) else (parse_override(s) for s in overrides)
+    for k, v in user:
+        merged.pop(k, None)
+        merged[k] = v
+    merged.setdefault("pipeline.name", spec)
+    return base, merged
+
+
+def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Any:
+    """Build the :class:`~layerkit.pipelines.decompose.Pipeline` of a config spec.
+
+    Raises:
+        ConfigError: unknown config or overlay, invalid key or value.
+        MissingModelError: a learned stage's weights are not available offline.
+    """
+    from layerkit.pipelines.decompose import Pipeline
+
+    base, merged = spec_overrides(spec, overrides)
+    return Pipeline.from_config(base, merged)
+
+
+def run_config(pipe: Any, name: str, samples: Sequence[CompositeSample], prompt: str = "box", visuals: bool = False,
+               thumb_height: int = 128, quiet: bool = False, info: Mapping[str, Any] | None = None) -> Run:
+    """Evaluate one pipeline on composite samples and collect a :class:`~layerkit.evaluation.report.Run`.
+
+    Args:
+        pipe: the pipeline.
+        name: the run's name (config spec).
+        samples: from :func:`~layerkit.evaluation.composites.find_samples`.
+        prompt: ``box``, ``point`` or ``box+point``.
+        visuals: also keep the report thumbnails of each sample.
+        thumb_height: thumbnail height in pixels.
+        quiet: no progress lines.
+        info: facts shown with the run in reports.
+    """
+    from layerkit.evaluation.visuals import decomposition_thumbs
+
+    thumbs: dict[str, dict[str, str]] = {}
+
+    def keep(sample: CompositeSample, gt: dict, res: Any) -> None:
+        thumbs[sample.id] = decomposition_thumbs(res.image, gt["alpha"], res.alpha, res.foreground, res.background, thumb_height)
+
+    t0 = time.perf_counter()
+    records = evaluate_composites(pipe, samples, prompt, EtaProgress(len(samples), name, enabled=not quiet),
+                                  keep if visuals else None)
+    run_info = dict(info or {})
+    run_info.update({"wall seconds": round(time.perf_counter() - t0, 2), "peak RSS MiB": round(peak_rss_mb(), 1)})
+    mean = summarise(records, METRIC_KEYS)
+    mean["rss_mb"] = max([r["rss_mb"] for r in records if "rss_mb" in r], default=float("nan"))  # a peak, not a mean
+    return Run(name, records, mean, mean_timings(records), thumbs, run_info)
+
+
+def run_doc(run: Run) -> dict[str, Any]:
+    """One run as the JSON object written in ``results.json``."""
+    ok = sum("error" not in r for r in run.records)
+    return {"config": run.name, "info": run.info, "n": len(run.records), "n_ok": ok, "n_failed": len(run.records) - ok,
+            "mean": run.mean, "timings_mean": run.timings, "samples": run.records}
+
+
+def composite_outputs(runs: Sequence[Run], meta: Mapping[str, Any], html: bool = True,
+                      title: str = "layerkit benchmark", gallery_limit: int | None = None) -> dict[str, str | bytes]:
+    """The files of an eval/bench output folder.
+
+    One run gives a flat ``results.json`` (the run's fields next to ``meta``) and a per-sample
+    ``table.md`` ending with the mean row; several runs give ``{"runs": [...]}`` and a summary
+    table followed by one per-sample table per run. With ``html``, ``report.html`` and
+    ``plots/*.png`` are added (``gallery_limit``: at most that many gallery rows per run).
+    """
+    env = environment()
+    if len(runs) == 1:
+        doc: dict[str, Any] = {**meta, **run_doc(runs[0]), "env": env}
+        md = [f"# {title}: {runs[0].name}\n", _meta_md(meta),
+              markdown_table(table_rows(runs[0].records, runs[0].mean), TABLE_COLUMNS)]
+    else:
+        doc = {**meta, "runs": [run_doc(r) for r in runs], "env": env}
+        summary = [dict(r.mean, run=r.name, n=f"{sum('error' not in x for x in r.records)}/{len(r.records)}") for r in runs]
+        md = [f"# {title}\n", _meta_md(meta), "## Summary (means)\n",
+              markdown_table(summary, [("run", "config"), ("n", "ok"), *((k, h) for k, h, _ in METRICS)])]
+        for r in runs:
+            md += [f"\n## {r.name}\n", markdown_table(table_rows(r.records, r.mean), TABLE_COLUMNS)]
+    files: dict[str, str | bytes] = {"results.json": dump_json(doc), "table.md": "\n".join(md)}
+    if html:
+        plots = report_plots(runs, METRICS)
+        files.update(plots)
+        files["report.html"] = render_html(title, runs, METRICS, "sad", {**meta, "machine": f"{env['platform']}, "
+                                           f"{env['cpus']} CPUs", "date": env["date"]}, gallery_limit, plots=plots)
+    return files
+
+
+def _meta_md(meta: Mapping[str, Any]) -> str:
+    return "".join(f"- **{k}**: {v}\n" for k, v in meta.items()) + "\n"

@@ -1,0 +1,273 @@
+"""Where a learned stage's weights come from, and which device/dtype it runs in.
+
+One helper for every pretrained backend (diffusers, transformers, segment-anything):
+
+* a **model reference** is either a local folder (``/models/sam-vit-huge``, ``./vitmatte``,
+  ``~/weights/sdxl``) or a Hugging Face hub id (``facebook/sam-vit-huge``);
+* :func:`locate` finds it **without any network access**: a local folder is used as is, a hub id
+  is looked up in the local Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``). Nothing here
+  can hang on a dead network;
+* :func:`missing_model` / :func:`missing_file` give the one-line reasons that
+  :meth:`Pipeline.check_weights <layerkit.pipelines.decompose.Pipeline.check_weights>` collects;
+* :func:`pretrained_source` returns what to pass to ``from_pretrained``: the resolved local
+  folder with ``local_files_only=True``, or — only when ``LAYERKIT_ALLOW_DOWNLOAD=1`` is set and
+  ``HF_HUB_OFFLINE`` is not — the hub id, to be downloaded on first use.
+
+Example:
+    >>> locate("facebook/sam-vit-huge")             # None unless it is in the HF cache
+    >>> pretrained_source("/models/vitmatte-base")   # ('/models/vitmatte-base', {'local_files_only': True})
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layerkit.errors import MissingModelError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Set to 1 to let a stage download an uncached hub id on first use (never during checks).
+ALLOW_DOWNLOAD_ENV = "LAYERKIT_ALLOW_DOWNLOAD"
+#: Suffixes of weight files; a folder without any of them is not a usable model.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set (read at call time)."""
+    return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def downloads_allowed() -> bool:
+    """True when ``LAYERKIT_ALLOW_DOWNLOAD`` is set and the hub is not switched off."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in _TRUE and not is_offline()
+
+
+def looks_like_path(ref: str) -> bool:
+    """True for references that can only be a local path (absolute, ``./``, ``~``, or existing).
+
+    A hub id is ``name`` or ``owner/name`` with no other slash.
+    """
+    if ref.startswith(("/", "./", "../", "~", ".\\")) or os.path.exists(os.path.expanduser(ref)):
+        return True
+    return ref.count("/") > 1 or "\\" in ref or ref.endswith((".pth", ".pt", ".safetensors", ".ckpt", ".bin"))
+
+
+def has_weights(folder: Path) -> bool:
+    """True if ``folder`` (or a subfolder, as in a diffusers pipeline) holds a weight file."""
+    return any(p.suffix in WEIGHT_SUFFIXES for p in folder.rglob("*") if p.is_file())
+
+
+def locate(ref: str, marker: str = "config.json") -> Path | None:
+    """The local folder holding model ``ref``, or None; never touches the network.
+
+    Args:
+        ref: local folder or hub id (``owner/name``).
+        marker: file that identifies the model folder (``config.json`` for transformers,
+            ``model_index.json`` for a diffusers pipeline).
+
+    Returns:
+        The folder (a snapshot folder of the HF cache for a hub id) if it holds ``marker`` and at
+        least one weight file, else None.
+    """
+    if looks_like_path(ref):
+        folder = Path(os.path.expanduser(ref))
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(ref, marker)
+        except ValueError:  # not a valid repo id
+            return None
+        if not isinstance(cached, str):
+            return None
+        folder = Path(cached).parent
+    if (folder / marker).is_file() and has_weights(folder):
+        return folder
+    return None
+
+
+def missing_model(ref: str, key: str, marker: str = "config.json") -> list[str]:
+    """Reasons (zero or one line) why model ``ref`` cannot be loaded here.
+
+    Args:
+        ref: local folder or hub id.
+        key: the config key that names it (``"matter.model"``), quoted in the message.
+        marker: see :func:`locate`.
+
+    Returns:
+        ``[]`` when it is available (or may be downloaded), else one line naming ``key``.
+    """
+    if locate(ref, marker) is not None:
+        return []
+    if looks_like_path(ref):
+        folder = Path(os.path.expanduser(ref))
+        what = "does not exist" if not folder.exists() else f"has no {marker} or no weight file"
+        return [f"{key}={ref}: folder {what}; point {key} at a folder written by save_pretrained"]
+    if downloads_allowed():
+        return []
+    return [f"{key}={ref}: not in the local Hugging Face cache and the hub is not used; download it "
+            f"on a connected machine (hf download {ref} --local-dir DIR), copy DIR here and set {key}=DIR, or set "
+            f"{ALLOW_DOWNLOAD_ENV}=1 with network access"]
+
+
+def missing_file(path: str, key: str, hint: str = "") -> list[str]:
+    """Reasons (zero or one line) why the weight file ``path`` cannot be read.
+
+    Args:
+        path: checkpoint file (``~`` is expanded).
+        key: config key naming it (``"segmenter.checkpoint"``).
+        hint: where to get the file, appended to the message.
+    """
+    p = Path(os.path.expanduser(path))
+    if p.is_file():
+        return []
+    return [f"{key}={path}: file not found; set {key} to a local checkpoint file" + (f" ({hint})" if hint else "")]
+
+
+def pretrained_source(ref: str, key: str = "model", marker: str = "config.json") -> tuple[str, dict[str, Any]]:
+    """What to give ``from_pretrained``: ``(folder_or_id, {"local_files_only": ...})``.
+
+    Args:
+        ref: local folder or hub id.
+        key: config key naming it, for the error message.
+        marker: see :func:`locate`.
+
+    Raises:
+        MissingModelError: the model is neither local nor downloadable (message of
+            :func:`missing_model`).
+    """
+    folder = locate(ref, marker)
+    if folder is not None:
+        return str(folder), {"local_files_only": True}
+    reasons = missing_model(ref, key, marker)
+    if reasons:
+        raise MissingModelError(reasons[0])
+    return ref, {"local_files_only": False}
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda"`` if available, else ``"mps"`` if available, else ``"cpu"``; others unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "half": "float16",
+           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
+    """Torch dtype for a stage's weights.
+
+    Args:
+        dtype: ``"auto"`` (bfloat16 on a CUDA device that supports it, float16 on other CUDA
+            devices, float32 elsewhere), or ``float32|fp32|float16|fp16|bfloat16|bf16``.
+        device: the resolved device; half precision on CPU is refused (too slow or unsupported).
+
+    Raises:
+        ConfigError: unknown dtype name, or half precision on CPU.
+    """
+    import torch
+
+    from layerkit.errors import ConfigError
+
+    name = dtype.strip().lower()
+    if name == "auto":
+        if device.startswith("cuda") and torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if name not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
+    out = getattr(torch, _DTYPES[name])
+    if out != torch.float32 and device == "cpu":
+        raise ConfigError(f"dtype {dtype!r} is not supported on CPU; use dtype=auto or float32, or a CUDA device")
+    return out
+
+
+class PretrainedStage(abc.ABC):
+    """Base of the learned stages: a model reference, lazy loading, device and dtype.
+
+    A subclass sets :attr:`key` (the config key naming the model, e.g. ``"matter.model"``),
+    :attr:`marker`, and implements :meth:`_load`. Nothing is read from disk until
+    :attr:`loaded` is first used; :meth:`to` before that only records the device.
+
+    Attributes:
+        model: local folder or hub id.
+        dtype: ``"auto"`` or a dtype name (see :func:`resolve_dtype`).
+        device: the resolved torch device string.
+    """
+
+    key: str = "model"
+    marker: str = "config.json"
+
+    def __init__(self, model: str, dtype: str = "auto") -> None:
+        self.model = str(model)
+        self.dtype = dtype
+        self.device = "cpu"
+        self._loaded: Any = None
+
+    def missing_weights(self) -> list[str]:
+        """One line per model that cannot be found offline (``[]`` when all are there)."""
+        return missing_model(self.model, self.key, self.marker)
+
+    @property
+    def torch_dtype(self) -> "torch.dtype":
+        return resolve_dtype(self.dtype, self.device)
+
+    def to(self, device: str) -> "PretrainedStage":
+        """Run on ``device`` (``"auto"`` allowed); moves the model if it is already loaded.
+
+        Raises:
+            ConfigError: the configured dtype does not suit the device.
+        """
+        self.device = resolve_device(device)
+        dtype = self.torch_dtype  # validate now, not at first use
+        if self._loaded is not None:
+            self._place(self._loaded, dtype)
+        return self
+
+    @property
+    def loaded(self) -> Any:
+        """The loaded model (whatever :meth:`_load` returns), loading it on first use.
+
+        Raises:
+            MissingModelError: the weights are missing or cannot be read.
+        """
+        if self._loaded is None:
+            src, kwargs = self._source()
+            try:
+                obj = self._load(src, kwargs, self.torch_dtype)
+            except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise MissingModelError(f"cannot load {self.key}={self.model}: {msg}") from None
+            self._place(obj, self.torch_dtype)
+            self._loaded = obj
+        return self._loaded
+
+    def _source(self) -> tuple[str, dict[str, Any]]:
+        return pretrained_source(self.model, self.key, self.marker)
+
+    @abc.abstractmethod
+    def _load(self, source: str, kwargs: dict[str, Any], dtype: "torch.dtype") -> Any:
+        """Build and load the model from ``source`` (a folder or hub id) with ``from_pretrained`` ``kwargs``."""
+
+    def _place(self, obj: Any, dtype: "torch.dtype") -> None:
+        """Move the loaded object to :attr:`device` and ``dtype`` (every ``nn.Module`` value of a dict)."""
+        import torch
+
+        items = obj.values() if isinstance(obj, dict) else [obj]
+        for item in items:
+            if isinstance(item, torch.nn.Module):
+                item.to(device=self.device, dtype=dtype).eval()

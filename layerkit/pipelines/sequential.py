@@ -1,0 +1,384 @@
+"""Multi-layer decomposition by sequential peeling (up to :data:`MAX_LAYERS` layers).
+
+The front-most object is decomposed first with the single-object pipeline (``pipe(image,
+prompt)``: alpha ``α₁``, object colour ``F₁``, completed background ``B₁``); the next object is
+decomposed from ``B₁``, and so on. The stack is ``[B_n, obj_n, …, obj_1]`` (bottom → top). Each
+object's colour is re-solved against the image it was peeled from
+(:func:`~layerkit.ops.compositing.solve_foreground`), so every peel satisfies
+``I_{k-1} = α_k·F_k + (1 − α_k)·B_k`` and the whole stack recomposes the input exactly, up to
+clipping where ``α`` is tiny. An object peeled from a completed background keeps the completed
+(hidden) part that the background completion painted in.
+
+Front-to-back order: given by the caller, or found from the objects' mutual occlusion on the
+input image (:mod:`layerkit.pipelines.ordering`). That first pass is not wasted: a result whose
+region was not changed by an earlier peel is reused instead of recomputed.
+
+Without prompts the objects are found automatically (:mod:`layerkit.pipelines.auto`), or a
+multi-layer backend (Qwen-Image-Layered) decomposes the image in one call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from layerkit.errors import PromptError
+from layerkit.io.image import ImageLike, load_image
+from layerkit.ops.compositing import psnr, solve_foreground
+from layerkit.pipelines.ordering import Box, box_intersection, box_iou, object_box, occlusion_order, prompts_equal, same_object
+from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt
+
+#: Most layers (background included) a decomposition may have.
+MAX_LAYERS = 20
+#: ``progress(done, total, message)``
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass
+class ObjectReport:
+    """What became of one requested (or automatically found) object.
+
+    Attributes:
+        index: the prompt's (or candidate's) index, 0-based, in the order given.
+        name: layer name.
+        status: ``"layer"`` (it is a layer), ``"empty"`` (nothing found), ``"duplicate"`` (the
+            same object as another prompt).
+        layer: its index in the final stack (bottom → top) when ``status == "layer"``.
+        detail: why it is empty or a duplicate.
+        area: alpha mass as a fraction of the image.
+        seconds: time spent on it.
+        reused: its first-pass result was reused (its region was untouched by earlier peels).
+    """
+
+    index: int
+    name: str
+    status: str
+    layer: int | None = None
+    detail: str = ""
+    area: float = 0.0
+    seconds: float = 0.0
+    reused: bool = False
+
+
+@dataclass
+class LayersResult:
+    """A multi-layer decomposition and its report.
+
+    Attributes:
+        stack: the layers, bottom → top; index 0 is the opaque completed background.
+        objects: one :class:`ObjectReport` per prompt / candidate.
+        order: front-to-back indices of the objects that became layers.
+        psnr: PSNR (dB) of ``stack.composite()`` against the input.
+        seconds: wall time.
+        mode: ``"prompted"``, ``"auto"`` or the multi-layer backend's name.
+        image: the ``H×W×3`` input.
+    """
+
+    stack: LayerStack
+    objects: list[ObjectReport]
+    order: list[int]
+    psnr: float
+    seconds: float
+    mode: str
+    image: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0, 3), np.float32))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly report (no pixel data)."""
+        return {"mode": self.mode, "layers": self.stack.names, "order_front_to_back": self.order,
+                "recompose_psnr_db": round(self.psnr, 2) if np.isfinite(self.psnr) else None,
+                "seconds": round(self.seconds, 3), "objects": [asdict(o) for o in self.objects]}
+
+
+def check_max_layers(max_layers: int) -> int:
+    """Validate a layer cap (background included); returns it.
+
+    Raises:
+        PromptError: outside ``2 … MAX_LAYERS``.
+    """
+    if not isinstance(max_layers, (int, np.integer)) or not 2 <= int(max_layers) <= MAX_LAYERS:
+        raise PromptError(f"max_layers must be an integer in 2..{MAX_LAYERS} (background included), got {max_layers!r}")
+    return int(max_layers)
+
+
+class Peeler:
+    """Peels objects off an image one at a time, front-most first.
+
+    Args:
+        pipe: single-object pipeline, ``pipe(image, prompt, name=...) -> DecompositionResult``.
+        image: ``H×W×3`` float32 input in ``[0, 1]``.
+        min_area: an alpha mass below this fraction of the image counts as "nothing found".
+        dup_iou: soft IoU with an already peeled object above which a peel is that object again.
+        progress: optional ``progress(done, total, message)``.
+    """
+
+    def __init__(self, pipe: Any, image: np.ndarray, min_area: float = 5e-4, dup_iou: float = 0.6,
+                 progress: ProgressFn | None = None) -> None:
+        self.pipe = pipe
+        self.image = image
+        self.current = image.copy()
+        self.min_area = min_area
+        self.dup_iou = dup_iou
+        self.progress = progress
+        self.layers: list[Layer] = []          # front → back
+        self.alphas: list[np.ndarray] = []     # alphas of self.layers
+        self.order: list[int] = []             # object index of each layer, front → back
+        self.changed: list[Box] = []           # regions rewritten by peels so far
+        self.reports: list[ObjectReport] = []
+
+    @property
+    def pixels(self) -> int:
+        return int(self.image.shape[0] * self.image.shape[1])
+
+    def run(self, prompt: Prompt, name: str, image: np.ndarray | None = None) -> tuple[DecompositionResult | None, str, float]:
+        """One pipeline call on ``image`` (default: the current residual image).
+
+        Returns:
+            ``(result or None, reason when None, seconds)``; a :class:`PromptError` raised by the
+            pipeline (nothing found) gives ``None``.
+        """
+        t0 = time.perf_counter()
+        try:
+            res = self.pipe(self.current if image is None else image, prompt, name=name)
+        except PromptError as e:
+            return None, str(e), time.perf_counter() - t0
+        return res, "", time.perf_counter() - t0
+
+    def reusable(self, res: DecompositionResult) -> bool:
+        """A first-pass result still holds when no earlier peel changed its region and its region
+        depends on the prompt alone (boxes or mask, no text to re-ground)."""
+        p = res.prompt
+        if res.roi is None or p is None or p.text is not None or (p.boxes is None and p.mask is None):
+            return False
+        return all(box_intersection(res.roi, c) is None for c in self.changed)
+
+    def peel(self, index: int, prompt: Prompt, name: str, first: DecompositionResult | None = None,
+             seconds: float = 0.0) -> ObjectReport:
+        """Peel one object off the current image (reusing ``first`` when still valid)."""
+        reused = first is not None and self.reusable(first)
+        if reused:
+            res, reason, dt = first, "", 0.0
+        else:
+            res, reason, dt = self.run(prompt, name)
+        dt += seconds
+        if res is None:
+            return self._report(ObjectReport(index, name, "empty", detail=reason, seconds=dt))
+        return self.accept(index, name, res, dt, reused)
+
+    def accept(self, index: int, name: str, res: DecompositionResult, seconds: float = 0.0,
+               reused: bool = False) -> ObjectReport:
+        """Turn a pipeline result on the current image into a layer and move on to its background."""
+        alpha = np.clip(res.alpha, 0.0, 1.0).astype(np.float32)
+        area = float(alpha.sum()) / self.pixels
+        if area < self.min_area:
+            return self._report(ObjectReport(index, name, "empty", detail=f"alpha covers {area:.2%} of the image",
+                                             area=area, seconds=seconds))
+        for k, prev in enumerate(self.alphas):
+            iou = same_object(alpha, prev, self.dup_iou)
+            if iou is not None:
+                return self._report(ObjectReport(index, name, "duplicate", area=area, seconds=seconds,
+                                                 detail=f"same object as {self.layers[k].name!r} (alpha IoU {iou:.2f})"))
+        bg = res.background
+        if reused:  # the result was computed on an earlier image: only its region is valid
+            x0, y0, x1, y1 = res.roi  # type: ignore[misc]
+            bg = self.current.copy()
+            bg[y0:y1, x0:x1] = res.background[y0:y1, x0:x1]
+        fg = solve_foreground(self.current, alpha, bg, res.foreground[..., :3])
+        rgba = np.concatenate([fg * (alpha[..., None] > 0), alpha[..., None]], axis=2)
+        self.layers.append(Layer(rgba, name=name, prompt=res.prompt))
+        self.alphas.append(alpha)
+        self.order.append(index)
+        self.changed.append(res.roi if res.roi is not None else (0, 0, self.image.shape[1], self.image.shape[0]))
+        self.current = np.ascontiguousarray(bg, dtype=np.float32)
+        return self._report(ObjectReport(index, name, "layer", area=area, seconds=seconds, reused=reused))
+
+    def _report(self, rep: ObjectReport) -> ObjectReport:
+        self.reports.append(rep)
+        if self.progress:
+            self.progress(len(self.reports), -1, f"{rep.name}: {rep.status}" + (f" ({rep.detail})" if rep.detail else ""))
+        return rep
+
+    def result(self, mode: str, t0: float, merge: Sequence[tuple[int, int]] = ()) -> LayersResult:
+        """The stack ``[background, back-most object, …, front-most object]`` and the report."""
+        layers = [Layer.from_rgb(self.current, name="background"), *reversed(self.layers)]
+        stack = LayerStack(layers)
+        n = len(self.layers)
+        for rep in self.reports:
+            if rep.status == "layer":
+                rep.layer = n - self.order.index(rep.index)
+        stack = merge_ranges(stack, merge, self.reports)
+        comp = stack.composite()
+        score = psnr(comp[..., :3], self.image) if comp.shape[2] >= 3 else float("nan")
+        reports = sorted(self.reports, key=lambda r: r.index)
+        return LayersResult(stack, reports, list(self.order), score, time.perf_counter() - t0, mode, self.image)
+
+
+def merge_ranges(stack: LayerStack, ranges: Sequence[tuple[int, int]], reports: Sequence[ObjectReport] = ()) -> LayerStack:
+    """Merge adjacent stack layers ``first … last`` (inclusive, bottom → top indices) for each range.
+
+    Ranges refer to the stack before any merge and must not overlap; ``reports`` get their
+    ``layer`` index updated.
+
+    Raises:
+        PromptError: a range outside the stack, reversed, or overlapping another.
+    """
+    from layerkit.editing import merge
+
+    rs = sorted((int(a), int(b)) for a, b in ranges)
+    n = len(stack)
+    for k, (a, b) in enumerate(rs):
+        if not 0 <= a < b < n:
+            raise PromptError(f"merge range {a}-{b} is not valid for {n} layers; use FIRST-LAST with 0 <= FIRST < LAST <= {n - 1}")
+        if k and a <= rs[k - 1][1]:
+            raise PromptError(f"merge ranges {rs[k - 1][0]}-{rs[k - 1][1]} and {a}-{b} overlap; give disjoint ranges")
+    for a, b in reversed(rs):
+        stack = merge(stack, a, b)
+        for rep in reports:
+            if rep.layer is not None and rep.layer > a:
+                rep.layer = a if rep.layer <= b else rep.layer - (b - a)
+    return stack
+
+
+def peel_layers(pipe: Any, image: ImageLike, prompts: Sequence[Prompt] | None = None, *,
+                order: str | Sequence[int] = "auto", max_layers: int = MAX_LAYERS, names: Sequence[str] | None = None,
+                merge: Sequence[tuple[int, int]] = (), min_area: float = 5e-4, dup_iou: float = 0.8,
+                backend: Any = None, progress: ProgressFn | None = None) -> LayersResult:
+    """Decompose an image into a background and one layer per object.
+
+    Args:
+        pipe: the single-object :class:`~layerkit.pipelines.decompose.Pipeline` (or any callable
+            ``pipe(image, prompt, name=...) -> DecompositionResult``).
+        image: path, PIL image or ``H×W×3`` array.
+        prompts: one :class:`~layerkit.types.Prompt` per object. ``None`` or empty: automatic mode
+            (a multi-layer ``backend`` when given or configured as ``pipe.multilayer``, else
+            object candidates found without weights, or with the pipeline's grounder).
+        order: ``"auto"`` (from mutual occlusion), ``"given"`` (the first prompt is in front), or
+            prompt indices front-most first.
+        max_layers: most layers, background included (``2 … 20``); in automatic mode a cap.
+        names: layer names (default: the prompt's text or ``object_N``).
+        merge: ``(first, last)`` stack-index ranges merged after decomposition.
+        min_area: smaller alpha mass (fraction of the image) counts as "nothing found".
+        dup_iou: alpha soft-IoU at which two prompts are the same object.
+        backend: a multi-layer backend, ``backend(image, max_layers=...) -> LayerStack``.
+        progress: ``progress(done, total, message)`` after each object.
+
+    Returns:
+        :class:`LayersResult`; objects that found nothing are reported ``"empty"`` and skipped,
+        repeats ``"duplicate"``.
+
+    Raises:
+        PromptError: more prompts than ``max_layers - 1``, a prompt outside the image, text
+            without a grounding stage, a bad ``order``.
+    """
+    t0 = time.perf_counter()
+    max_layers = check_max_layers(max_layers)
+    settings = getattr(pipe, "settings", None)
+    img = load_image(image, max_pixels=getattr(settings, "max_pixels", None))
+    h, w = img.shape[:2]
+    prompts = list(prompts or [])
+    if not prompts:
+        backend = backend if backend is not None else getattr(pipe, "multilayer", None)
+        if backend is not None:
+            return backend_layers(backend, img, max_layers=max_layers, merge=merge)
+        from layerkit.pipelines.auto import auto_layers
+
+        return auto_layers(pipe, img, max_layers=max_layers, merge=merge, min_area=min_area, progress=progress)
+    for p in prompts:
+        p.validate(h, w)
+    if any(p.text for p in prompts) and getattr(pipe, "grounder", None) is None:
+        texts = [p.text for p in prompts if p.text]
+        raise PromptError(f"text prompt(s) {texts} need a grounding stage and this pipeline has none; set "
+                          "grounder.backend=grounding_dino|owlv2 or give boxes/points instead")
+    names = list(names or [])
+    if names and len(names) != len(prompts):
+        raise PromptError(f"got {len(names)} names for {len(prompts)} prompts; give one name per prompt")
+    names = names or [p.text or f"object_{i + 1}" for i, p in enumerate(prompts)]
+    peeler = Peeler(pipe, img, min_area=min_area, dup_iou=min(dup_iou, 0.6), progress=progress)
+    keep: list[int] = []
+    for i, p in enumerate(prompts):
+        j = next((k for k in keep if prompts_equal(p, prompts[k])), None)
+        if j is None:
+            keep.append(i)
+        else:
+            peeler._report(ObjectReport(i, names[i], "duplicate", detail=f"same prompt as object {j} ({names[j]!r})"))
+    if len(keep) > max_layers - 1:
+        raise PromptError(f"{len(keep)} objects were asked for but max_layers={max_layers} allows {max_layers - 1} "
+                          f"plus the background; raise max_layers (at most {MAX_LAYERS}) or give fewer prompts")
+    first: dict[int, tuple[DecompositionResult, float]] = {}
+    if isinstance(order, str) and order == "auto":
+        seq = _auto_order(peeler, prompts, names, keep, first, dup_iou)
+    elif isinstance(order, str) and order == "given":
+        seq = keep
+    elif isinstance(order, str):
+        raise PromptError(f"order must be 'auto', 'given' or a list of prompt indices, got {order!r}")
+    else:
+        seq = [int(i) for i in order]
+        if sorted(seq) != list(range(len(prompts))):
+            raise PromptError(f"order {list(order)} must list every prompt index 0..{len(prompts) - 1} once (front-most first)")
+        seq = [i for i in seq if i in keep]
+    for i in seq:
+        res, dt = first.get(i, (None, 0.0))
+        peeler.peel(i, prompts[i], names[i], first=res, seconds=dt)
+    return peeler.result("prompted", t0, merge)
+
+
+def _auto_order(peeler: Peeler, prompts: Sequence[Prompt], names: Sequence[str], keep: list[int],
+                first: dict[int, tuple[DecompositionResult, float]], dup_iou: float) -> list[int]:
+    """First pass on the input: drop empties and repeats of one object, then order by occlusion."""
+    found: list[int] = []
+    for i in keep:
+        res, reason, dt = peeler.run(prompts[i], names[i], image=peeler.image)
+        if res is None or float(res.alpha.sum()) / peeler.pixels < peeler.min_area:
+            detail = reason or "alpha is (almost) empty"
+            peeler._report(ObjectReport(i, names[i], "empty", detail=detail, seconds=dt))
+            continue
+        dup = None
+        for k in found:
+            iou = same_object(res.alpha, first[k][0].alpha, dup_iou)
+            pk, pi = prompts[k].bbox() if prompts[k].boxes is not None else None, prompts[i].bbox() if prompts[i].boxes is not None else None
+            if iou is not None and (pk is None or pi is None or box_iou(pk, pi) >= 0.3):
+                dup = (k, iou)
+                break
+        if dup is not None:
+            peeler._report(ObjectReport(i, names[i], "duplicate", seconds=dt,
+                                        detail=f"same object as object {dup[0]} ({names[dup[0]]!r}, alpha IoU {dup[1]:.2f})"))
+            continue
+        first[i] = (res, dt)
+        found.append(i)
+    alphas = [first[i][0].alpha for i in found]
+    boxes = [object_box(first[i][0].alpha, first[i][0].prompt) for i in found]
+    return [found[k] for k in occlusion_order(alphas, boxes)]
+
+
+def backend_layers(backend: Any, image: np.ndarray, max_layers: int = MAX_LAYERS,
+                   merge: Sequence[tuple[int, int]] = ()) -> LayersResult:
+    """Decompose with a one-call multi-layer backend (e.g. Qwen-Image-Layered).
+
+    Args:
+        backend: ``backend(image, max_layers=N) -> LayerStack`` (bottom → top, opaque bottom).
+        image: ``H×W×3`` float32.
+        max_layers: cap on the layer count, background included.
+        merge: stack-index ranges merged afterwards.
+    """
+    t0 = time.perf_counter()
+    stack = backend(image, max_layers=max_layers)
+    reports = [ObjectReport(i - 1, layer.name, "layer", layer=i, area=float(layer.alpha.sum()) / (image.shape[0] * image.shape[1]))
+               for i, layer in enumerate(stack) if i > 0]
+    stack = merge_ranges(stack, merge, reports)
+    comp = stack.composite()
+    name = getattr(backend, "name", type(backend).__name__)
+    return LayersResult(stack, reports, list(range(len(reports)))[::-1], psnr(comp[..., :3], image),
+                        time.perf_counter() - t0, str(name), image)
+
+
+def decompose_layers(pipe: Any, image: ImageLike, prompts: Sequence[Prompt] | None = None, **kwargs: Any) -> LayerStack:
+    """Like :func:`peel_layers` but returns only the :class:`~layerkit.types.LayerStack`.
+
+    Example:
+        >>> stack = Pipeline.from_config("classical").layers("photo.jpg", [Prompt(boxes=[[10, 20, 200, 300]]),
+        ...                                                                Prompt(points=[[300, 200]])])
+        >>> stack.save("stack.psd")
+    """
+    return peel_layers(pipe, image, prompts, **kwargs).stack
