@@ -13,7 +13,8 @@ EXAMPLES = """examples:
   layerkit eval-layers multi/ --pred-dir my_stacks/ -o layers_mine/
 
 Each sample's prediction is pipe.layers(composite, prompts) (one prompt per GT object, bottom to
-top unless --shuffle-prompts), or PRED_DIR/<id> (layer folder, .psd or .ora) with --pred-dir.
+top unless --shuffle-prompts; the pipeline infers the depth order unless --gt-order), or
+PRED_DIR/<id> (layer folder, .psd or .ora) with --pred-dir.
 Scores as LayerD: layers that do not overlap are grouped; per layer pair RGB L1 over the GT
 alpha > 0 and alpha soft IoU; order-preserving DTW alignment with cost (L1 + 1 - IoU)/2; then
 greedy merges of adjacent layers, reported at each merge level 0..--max-merges."""
@@ -26,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", choices=("box", "point", "box+point"), default="box", help="prompt kind per object")
     p.add_argument("--shuffle-prompts", type=int, default=None, metavar="SEED",
                    help="give the prompts in a seeded random order instead of bottom to top")
+    p.add_argument("--gt-order", action="store_true",
+                   help="give the pipeline the true depth order (front-most first, order=given) instead of letting it infer it")
     p.add_argument("--pred-dir", default=None, help="score precomputed stacks PRED_DIR/<id> instead of running a pipeline")
     p.add_argument("--max-merges", type=int, default=5, help="greedy merges of adjacent layers (0 = none)")
     p.add_argument("--no-group", action="store_true", help="do not group non-overlapping layers first")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pred_dir is not None:
         predict, source = LE.folder_predictor(args.pred_dir), f"stacks in {args.pred_dir}"
     else:
-        predict = LE.pipeline_predictor(spec_pipeline(args, args.config), args.prompt, args.shuffle_prompts)
+        predict = LE.pipeline_predictor(spec_pipeline(args, args.config), args.prompt, args.shuffle_prompts, args.gt_order)
         source = f"config {args.config}"
     label = "pred" if args.pred_dir else args.config
     records = LE.evaluate_layer_samples(predict, samples, args.max_merges, not args.no_group,
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     cols = LE.sample_columns(args.max_merges)
     mean = summarise(records, [k for k, _ in cols if k not in ("id", "error")])
     meta = {"data": args.data, "prediction": source, "prompt": args.prompt,
-            "prompt order": "bottom to top" if args.shuffle_prompts is None else f"shuffled (seed {args.shuffle_prompts})",
+            "prompt order": ("true depth order (given)" if args.gt_order else "bottom to top" if args.shuffle_prompts is None
+                             else f"shuffled (seed {args.shuffle_prompts})"),
             "grouping": not args.no_group, "max merges": args.max_merges,
             "overrides": " ".join(pipeline_overrides(args)) or "none"}
     doc = {**meta, "n": len(records), "n_ok": len(ok), "n_failed": len(records) - len(ok), "levels": levels,

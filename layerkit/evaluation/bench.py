@@ -71,7 +71,7 @@ def flatten_overlay(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A partial config as dotted overrides, each section's ``backend`` first.
 
     ``{"refiner": {"backend": "hfa", "levels": 2}, "grounder": "none"}`` →
-    ``{"refiner.backend": "hfa", "refiner.levels": 2, "grounder": "none"}``.
+    ``{"refiner.backend": "hfa", "refiner.levels": 2, "grounder.backend": "none"}``.
     """
     out: dict[str, Any] = {}
     for section, body in cfg.items():
@@ -79,8 +79,8 @@ def flatten_overlay(cfg: Mapping[str, Any]) -> dict[str, Any]:
             keys = sorted(body, key=lambda k: k != "backend")  # stable: backend first
             for k in keys:
                 out[f"{section}.{k}"] = body[k]
-        else:
-            out[str(section)] = body
+        else:  # "refiner: none" / "matter: vitmatte" name the backend only
+            out[f"{section}.backend"] = body
     return out
 
 

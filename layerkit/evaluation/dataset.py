@@ -194,7 +194,7 @@ def make_sample(fg_files: list[Path], bg_files: list[Path], index: int, seed: in
 def make_dataset(fg_dir: str | Path, bg_dir: str | Path, out: str | Path, n: int = 50, objects: tuple[int, int] = (3, 3),
                  seed: int = 0, cover: tuple[float, float] = (0.05, 0.25), occlusion: tuple[float, float] = (0.05, 0.4),
                  max_side: int = 640, overwrite: bool = False,
-                 progress: Callable[[int, dict[str, Any]], None] | None = None) -> Path:
+                 progress: Callable[[int, dict[str, Any]], None] | None = None, tries: int = 200, restarts: int = 20) -> Path:
     """Write ``n`` multi-layer samples to ``out`` (atomically: complete folder or nothing).
 
     Args:
@@ -209,6 +209,8 @@ def make_dataset(fg_dir: str | Path, bg_dir: str | Path, out: str | Path, n: int
         max_side: backgrounds are downscaled to this long side.
         overwrite: replace an existing ``out``.
         progress: ``callback(index, meta)`` after each sample.
+        tries: random placements tried per object before the sample starts over.
+        restarts: fresh draws (object choice and count) before giving up on a sample.
 
     Raises:
         DataError: bad folders or ranges, too few foregrounds, impossible occlusion.
@@ -228,7 +230,7 @@ def make_dataset(fg_dir: str | Path, bg_dir: str | Path, out: str | Path, n: int
     with atomic_path(out, overwrite=overwrite, directory=True) as tmp:
         tmp.chmod(0o755)
         for i in range(n):
-            stack, composite, meta = make_sample(fgs, bgs, i, seed, objects, cover, occlusion, max_side)
+            stack, composite, meta = make_sample(fgs, bgs, i, seed, objects, cover, occlusion, max_side, tries, restarts)
             d = tmp / f"{i:04d}"
             d.mkdir()
             Image.fromarray(composite, "RGB").save(d / "composite.png")

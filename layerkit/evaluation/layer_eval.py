@@ -33,19 +33,24 @@ def check_multilayer(pipe: Any) -> None:
                           "Pipeline.layers); score precomputed stacks with --pred-dir DIR instead")
 
 
-def pipeline_predictor(pipe: Any, prompt_kind: str = "box", shuffle_seed: int | None = None) -> Predictor:
+def pipeline_predictor(pipe: Any, prompt_kind: str = "box", shuffle_seed: int | None = None,
+                       gt_order: bool = False) -> Predictor:
     """Predict a sample's stack with ``pipe.layers(composite, prompts)``.
 
     Args:
-        pipe: a pipeline with ``layers(image, prompts) -> LayerStack``.
+        pipe: a pipeline with ``layers(image, prompts, **kw) -> LayerStack``.
         prompt_kind: ``box``, ``point`` or ``box+point``.
         shuffle_seed: give the prompts in a seeded random order instead of bottom → top, so the
             depth order must be inferred rather than read from the prompt order.
+        gt_order: give the true depth order (prompts front-most first with ``order="given"``),
+            which separates ordering errors from decomposition errors.
     """
     check_multilayer(pipe)
 
     def predict(sample: LayerSample) -> LayerStack:
         prompts = sample.prompts(prompt_kind)
+        if gt_order:
+            return pipe.layers(str(sample.path / "composite.png"), prompts[::-1], order="given")
         if shuffle_seed is not None:
             order = np.random.default_rng([shuffle_seed, int(sample.id) if sample.id.isdigit() else 0]).permutation(len(prompts))
             prompts = [prompts[i] for i in order]

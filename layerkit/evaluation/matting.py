@@ -132,7 +132,7 @@ def evaluate_matting_sample(matter: Callable[[np.ndarray, np.ndarray], np.ndarra
         ``id``, ``trimap``, ``unknown_px``, ``sad``, ``mse_e3``, ``grad``, ``conn``, ``seconds``, ``rss_mb``, ``size``.
     """
     image = load_image(sample.image)
-    gt = load_mask(sample.alpha).astype(np.float64)
+    gt = np.rint(load_mask(sample.alpha).astype(np.float64) * 255.0) / 255.0  # exact k/255, as the prediction
     trimap = read_trimap(sample.trimap)
     if gt.shape != image.shape[:2] or trimap.shape != gt.shape:
         raise DataError(f"{sample.id}: image {image.shape[:2]}, matte {gt.shape} and trimap {trimap.shape} differ in size")

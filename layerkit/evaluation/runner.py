@@ -158,13 +158,16 @@ def environment() -> dict[str, Any]:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    """A metric value for a table cell ("–" for missing or non-finite)."""
+    """A metric value for a table cell ("–" for missing or non-finite; ``digits`` decimals, or
+    significant digits below 0.1)."""
     if value is None:
         return "–"
     if isinstance(value, (float, np.floating)):
         f = float(value)
         if not math.isfinite(f):
             return "–"
+        if f != 0 and abs(f) < 0.1:
+            return f"{f:.{digits}g}"  # small values keep their significant digits (0.00782, not 0.008)
         return f"{f:.{digits}f}" if abs(f) < 1e5 else f"{f:.3g}"
     return str(value)
 

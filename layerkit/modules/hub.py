@@ -108,12 +108,11 @@ def missing_model(ref: str, key: str, marker: str = "config.json") -> list[str]:
     if looks_like_path(ref):
         folder = Path(os.path.expanduser(ref))
         what = "does not exist" if not folder.exists() else f"has no {marker} or no weight file"
-        return [f"{key}={ref}: folder {what}; point {key} at a folder written by save_pretrained"]
+        return [f"{key}={ref}: folder {what}; point {key} at a folder written by save_pretrained or 'hf download'"]
     if downloads_allowed():
         return []
-    return [f"{key}={ref}: not in the local Hugging Face cache and the hub is not used; download it "
-            f"on a connected machine (hf download {ref} --local-dir DIR), copy DIR here and set {key}=DIR, or set "
-            f"{ALLOW_DOWNLOAD_ENV}=1 with network access"]
+    return [f"{ref} is not in the local Hugging Face cache; set {key}=DIR, a folder made with "
+            f"'hf download {ref} --local-dir DIR'"]
 
 
 def missing_file(path: str, key: str, hint: str = "") -> list[str]:

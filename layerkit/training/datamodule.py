@@ -111,6 +111,8 @@ class CompositeDataModule(L.LightningDataModule):
         val_fraction: share of foreground and of background files held out for validation.
         seed: seed of the split and of the validation samples.
         hat: source of ``F̂``/``B̂``: ``none``, ``classical`` or ``degrade``.
+        hat_inpaint: inpainting method of the classical decomposer (``hat: classical``); use the
+            one of the pipeline the refiner will run in.
         fg_scale: ``[min, max]`` foreground scale relative to its file.
         bg_scale: ``[min, max]`` background scale relative to its file.
         band_prob: probability that a window is centred on the soft band of the matte.
@@ -120,17 +122,20 @@ class CompositeDataModule(L.LightningDataModule):
 
     def __init__(self, fg_dir: str | None = None, bg_dir: str | None = None, size: int = 128, batch_size: int = 8,
                  num_workers: int = 1, train_samples: int = 2000, val_samples: int = 32, val_fraction: float = 0.15,
-                 seed: int = 0, hat: str = "classical", fg_scale: Sequence[float] = (0.5, 1.5),
+                 seed: int = 0, hat: str = "classical", hat_inpaint: str = "telea", fg_scale: Sequence[float] = (0.5, 1.5),
                  bg_scale: Sequence[float] = (0.5, 1.0), band_prob: float = 0.7, jitter: float = 0.1,
                  fill_foreground: bool = False) -> None:
         super().__init__()
         if hat not in HAT_SOURCES:
             raise DataError(f"data.hat must be one of {', '.join(HAT_SOURCES)}, got {hat!r}")
+        if train_samples < batch_size:
+            raise DataError(f"data.train_samples ({train_samples}) must be >= data.batch_size ({batch_size})")
         if size < 16 or size % 8:
             raise DataError(f"data.size must be a multiple of 8 and >= 16, got {size}")
         self.save_hyperparameters()
         self.params = SynthParams(size=size, fg_scale=tuple(fg_scale), bg_scale=tuple(bg_scale),  # type: ignore[arg-type]
-                                  band_prob=band_prob, jitter=jitter, hat=hat, fill_foreground=fill_foreground)
+                                  band_prob=band_prob, jitter=jitter, hat=hat, hat_inpaint=hat_inpaint,
+                                  fill_foreground=fill_foreground)
         self.split: dict[str, list[str]] = {}
         self.train_set: CompositeDataset | None = None
         self.val_set: CompositeDataset | None = None

@@ -1,10 +1,13 @@
-"""Training of the HFA nets (LayeringDiff §3.4): FAN with an MSE to ``F_gt`` where ``α > 0``;
+"""Training of the HFA nets (LayeringDiff §3.4): FAN with an MSE to ``F_gt`` where ``α > 0``
+(each pixel weighted by ``α``, its weight in the composite — unweighted, the near-transparent
+fringe, where ``F_gt`` is barely defined, dominates the loss);
 BAN with ``L_MSE(B, B_gt) + λ·L_H(B, B̂)`` (Eq. 2–3, ``λ = 0.2``); both after the exact-copy rule.
 
 A batch (from :class:`~layerkit.training.datamodule.CompositeDataModule` with a ``hat``
 source) holds ``image``, ``alpha``, ``fg``, ``bg``, ``fg_hat``, ``bg_hat`` (``B×C×S×S``).
-Validation also scores the weight-free prior (the wavelet rule the nets start from), logged
-with the suffix ``_prior``, so the gain of the nets is visible in the logs.
+Validation also scores the weight-free prior (the wavelet rule the nets build on, suffix
+``_prior``) and the unrefined ``F̂``/``B̂`` after the copy rule (suffix ``_hat``), so the gain of
+the nets is visible in the logs.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class HFAModule(TrainModule):
 
     def losses(self, batch: dict[str, torch.Tensor], f: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"fan", "ban", "loss"}`` (loss = fan + ban)."""
-        l_fan = masked_mse(f, batch["fg"], batch["alpha"] > 0)
+        l_fan = masked_mse(f, batch["fg"], batch["alpha"])
         l_ban = ban_loss(b, batch["bg"], batch["bg_hat"], self.hparams.hf_weight, self.hparams.hf_levels)
         return {"fan": l_fan, "ban": l_ban, "loss": l_fan + l_ban}
 
@@ -82,6 +85,9 @@ class HFAModule(TrainModule):
         fp = copy_visible(nets["fan"].prior(c, a, batch["fg_hat"]), c, a, "foreground", *self.thresholds)
         bp = copy_visible(nets["ban"].prior(c, a, batch["bg_hat"]), c, a, "background", *self.thresholds)
         self.log_dict(self._metrics(batch, fp, bp, "_prior"), batch_size=n)
+        fh = copy_visible(batch["fg_hat"], c, a, "foreground", *self.thresholds)
+        bh = copy_visible(batch["bg_hat"], c, a, "background", *self.thresholds)
+        self.log_dict(self._metrics(batch, fh, bh, "_hat"), batch_size=n)
         self.keep_images(batch_idx, {"composite": c, "alpha": a, "bg_hat": batch["bg_hat"], "bg_prior": bp, "bg": b,
                                      "bg_gt": batch["bg"], "fg_hat": batch["fg_hat"] * a, "fg": f * a, "fg_gt": batch["fg"] * a})
 

@@ -1,6 +1,6 @@
 """Losses and metrics of the layer-decomposition trainings (torch, ``B×C×H×W``, ``[0, 1]``).
 
-* :func:`masked_mse` — FAN's loss: MSE to ``F_gt`` where ``α > 0``.
+* :func:`masked_mse` — FAN's loss: MSE to ``F_gt`` where ``α > 0`` (weighted by ``α``).
 * :func:`high_frequency_loss` — LayeringDiff Eq. 3, ``L_H(B, B̂) = Σ_s Σ_k ‖H_{s,k}(B) − H_{s,k}(B̂)‖² / N_s``.
 * :func:`ban_loss` — Eq. 2, ``L_MSE(B, B_gt) + λ·L_H(B, B̂)``.
 * metrics: background PSNR in the occluded region, α-weighted foreground L1, and a sharpness
@@ -16,7 +16,8 @@ from layerkit.ops.haar import wavedec
 
 
 def masked_mse(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``(x − target)²`` over the pixels where ``mask`` (``B×1×H×W``, bool or weight) is set."""
+    """Weighted mean of ``(x − target)²``; ``mask`` is ``B×1×H×W``, bool or a weight in ``[0, 1]``
+    (zero weight = pixel ignored)."""
     m = mask.to(x.dtype).expand_as(x)
     return ((x - target) ** 2 * m).sum() / m.sum().clamp_min(1.0)
 

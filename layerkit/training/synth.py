@@ -31,6 +31,7 @@ class SynthParams:
             (``0 < α < 1``) rather than anywhere on the object.
         jitter: strength of the colour jitter (brightness, contrast, saturation, channel gains).
         hat: ``"none"``, ``"classical"`` or ``"degrade"`` (see the module docstring).
+        hat_inpaint: the classical decomposer's inpainting method (match the pipeline's).
         fill_foreground: extend ``F``'s colours beyond ``α = 0`` (smooth, for latent targets).
     """
 
@@ -40,6 +41,7 @@ class SynthParams:
     band_prob: float = 0.7
     jitter: float = 0.1
     hat: str = "classical"
+    hat_inpaint: str = "telea"
     fill_foreground: bool = False
 
 
@@ -123,8 +125,11 @@ def _pick_center(alpha: np.ndarray, rng: np.random.Generator, band_prob: float) 
     return int(ys[i]), int(xs[i])
 
 
-def make_sample(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: SynthParams) -> dict[str, np.ndarray]:
-    """One composite window.
+def make_sample(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: SynthParams,
+                min_visible: float = 0.1, tries: int = 8) -> dict[str, np.ndarray]:
+    """One composite window in which at least ``min_visible`` of the pixels show the background
+    (``α < 0.5``; up to ``tries`` placements are drawn, then the object is left out), plus the
+    estimated layers if asked.
 
     Args:
         fg: ``h×w×4`` straight RGBA foreground layer in ``[0, 1]``.
@@ -137,6 +142,30 @@ def make_sample(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: Syn
         ``fill_foreground``), ``bg`` (``S×S×3``) and, when ``p.hat != "none"``, ``fg_hat`` and
         ``bg_hat`` (``S×S×3``).
     """
+    for _ in range(tries):
+        C, alpha, F, B = _draw(fg, bg, rng, p)
+        if (alpha < 0.5).mean() >= min_visible:
+            break
+    else:  # the object covers the window every time: keep a background-only window
+        C, alpha, F = B, np.zeros_like(alpha), np.zeros_like(F)
+    a = alpha[..., None]
+    if p.fill_foreground:
+        F = fill_colors(F, alpha)
+    out = {"image": C, "alpha": alpha, "fg": F, "bg": B}
+    if p.hat == "classical":
+        from layerkit.modules.decomposition.classical import ClassicalDecomposer
+
+        out["fg_hat"], out["bg_hat"] = ClassicalDecomposer(inpaint_method=p.hat_inpaint)(C, alpha)
+    elif p.hat == "degrade":
+        out["fg_hat"] = degrade(fill_colors(F, alpha), rng)
+        out["bg_hat"] = np.where(a > 0, degrade(B, rng), B).astype(np.float32)
+    elif p.hat != "none":
+        raise ValueError(f"unknown hat source {p.hat!r}; valid: {', '.join(HAT_SOURCES)}")
+    return out
+
+
+def _draw(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: SynthParams) -> tuple[np.ndarray, ...]:
+    """``(C, α, F, B)`` of one random placement (8-bit rounded, ``F = 0`` where ``α = 0``)."""
     S = p.size
     k = max(rng.uniform(*p.bg_scale), S / min(bg.shape[:2]))
     b = _resize(bg, int(np.ceil(bg.shape[1] * k)), int(np.ceil(bg.shape[0] * k)))
@@ -167,16 +196,4 @@ def make_sample(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: Syn
     B = (np.round(b * 255) / 255).astype(np.float32)
     a = alpha[..., None]
     C = (np.round((a * F + (1 - a) * B) * 255) / 255).astype(np.float32)
-    if p.fill_foreground:
-        F = fill_colors(F, alpha)
-    out = {"image": C, "alpha": alpha.astype(np.float32), "fg": F, "bg": B}
-    if p.hat == "classical":
-        from layerkit.modules.decomposition.classical import ClassicalDecomposer
-
-        out["fg_hat"], out["bg_hat"] = ClassicalDecomposer()(C, alpha)
-    elif p.hat == "degrade":
-        out["fg_hat"] = degrade(fill_colors(F, alpha), rng)
-        out["bg_hat"] = np.where(a > 0, degrade(B, rng), B).astype(np.float32)
-    elif p.hat != "none":
-        raise ValueError(f"unknown hat source {p.hat!r}; valid: {', '.join(HAT_SOURCES)}")
-    return out
+    return C, alpha.astype(np.float32), F, B

@@ -66,8 +66,10 @@ class DiffusersGenerator(PretrainedStage):
     def _place(self, obj: Any, dtype: "torch.dtype") -> None:
         if self.cpu_offload and self.device.startswith("cuda"):
             obj.enable_model_cpu_offload(device=self.device)
-        else:
+        elif obj.dtype != dtype:
             obj.to(device=self.device, dtype=dtype)
+        else:
+            obj.to(self.device)
 
     def __call__(self, text: str, *, height: int = 1024, width: int = 1024, seed: int | None = None) -> np.ndarray:
         """Generate one image.

@@ -7,7 +7,7 @@
   ``"."``-separated, ending with ``"."``); :func:`split_queries` makes one query per phrase for
   OWLv2.
 * :func:`to_detections` turns raw boxes into :class:`~layerkit.modules.base.Detections`:
-  clipped to the image, empty boxes dropped, best first, duplicates removed by NMS.
+  clipped to the image, boxes under a pixel dropped, best first, duplicates removed by NMS.
 
 Words are maximal runs of letters/digits, with inner apostrophes or hyphens
 (``"sun-lit"``, ``"dog's"``); punctuation is not a word.
@@ -142,8 +142,8 @@ def split_queries(text: str) -> list[str]:
 
 
 def to_detections(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], size: tuple[int, int],
-                  nms_iou: float = 0.7, max_detections: int = 20) -> Detections:
-    """Clean raw detections: clip, drop empty boxes, sort by score, class-agnostic NMS, cap.
+                  nms_iou: float = 0.7, max_detections: int = 20, min_size: float = 1.0) -> Detections:
+    """Clean raw detections: clip, drop boxes under 1 px, sort by score, class-agnostic NMS, cap.
 
     Args:
         boxes: ``N×4`` xyxy pixel boxes (may reach outside the image).
@@ -152,6 +152,7 @@ def to_detections(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], 
         size: ``(height, width)`` of the image.
         nms_iou: a box overlapping a better one by more than this IoU is dropped (``>= 1``: no NMS).
         max_detections: keep at most this many.
+        min_size: drop boxes narrower or lower than this (pixels, after clipping).
 
     Returns:
         :class:`Detections`, best first, float32 boxes inside ``[0, w] × [0, h]``.
@@ -161,7 +162,7 @@ def to_detections(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], 
     s = np.asarray(scores, np.float64).reshape(-1)
     if len(b) != len(s) or len(labels) != len(s):
         raise ValueError(f"boxes ({len(b)}), scores ({len(s)}) and labels ({len(labels)}) must have one entry per detection")
-    keep = np.flatnonzero((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
+    keep = np.flatnonzero((b[:, 2] - b[:, 0] >= min_size) & (b[:, 3] - b[:, 1] >= min_size))
     keep = keep[np.argsort(-s[keep], kind="stable")]
     if nms_iou < 1 and len(keep) > 1:
         import torch

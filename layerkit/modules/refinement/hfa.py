@@ -54,11 +54,12 @@ class HFARefiner:
 
     def missing_weights(self) -> list[str]:
         """One line per missing file (nothing is loaded; no network)."""
+        from layerkit.modules.hub import missing_file
+
+        if self.checkpoint:
+            return missing_file(self.checkpoint, "refiner.checkpoint", "written by 'layerkit train hfa' as RUN/export/hfa.pt")
         if self.path.is_file():
             return []
-        if self.checkpoint:
-            return [f"refiner.checkpoint: HFA checkpoint {str(self.path)!r} not found; set it to a file written by "
-                    "'layerkit train hfa' (RUN/export/hfa.pt)"]
         return ["refiner.checkpoint: no HFA checkpoint is shipped with this build; train one with "
                 "'layerkit train hfa --set data.fg_dir=FG data.bg_dir=BG' and set refiner.checkpoint=RUN/export/hfa.pt"]
 

@@ -11,8 +11,11 @@ Design (a small UNet working on Haar bands):
    weight-free wavelet refiner, differentiable here.
 2. ``[C, α, X̂, prior]`` is split by one Haar level into its low band and its LH/HL/HH bands
    (``4·10`` channels at half resolution) and run through a UNet.
-3. The UNet predicts Haar coefficients (3 low + 9 high) of a correction, inverted and added to
-   the prior. The last convolution is zero-initialised, so an untrained net returns the prior.
+3. The UNet predicts a per-pixel gate ``g ∈ (0, 1)`` and the Haar coefficients (3 low + 9
+   high) of a correction ``Δ``: ``X = X̂ + g·(prior − X̂) + Δ``. The gate lets the net use the
+   composite's detail only where it belongs to the layer (in the soft band ``C``'s detail also
+   holds the edge between ``F`` and ``B``, which belongs to neither). The last convolution is
+   zero-initialised: an untrained net returns the mean of ``X̂`` and the prior.
 
 The exact-copy rule (``F = C`` where ``α = 1``, ``B = C`` where ``α = 0``) is
 :func:`copy_visible`, applied after the net by the refiner and in training.
@@ -127,7 +130,7 @@ class AlignmentNet(nn.Module):
         self.enc = nn.ModuleList(_Block(c, c) for c in channels[1:])
         self.up = nn.ModuleList(nn.Conv2d(b, a, 3, padding=1) for a, b in zip(channels[:-1], channels[1:]))
         self.dec = nn.ModuleList(_Block(2 * a, a) for a in channels[:-1])
-        self.head = nn.Conv2d(channels[0], 12, 3, padding=1)
+        self.head = nn.Conv2d(channels[0], 12 + 4, 3, padding=1)  # Δ's Haar coefficients + the gate's
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -176,8 +179,9 @@ class AlignmentNet(nn.Module):
             h = up(F.interpolate(h, size=skip.shape[-2:], mode="nearest"))
             h = dec(torch.cat([h, skip], dim=1))
         d = self.head(h)
-        delta = idwt_haar(d[:, :3], d[:, 3:].unflatten(1, (3, 3)))
-        return crop_to(base + delta, size)
+        delta = idwt_haar(d[:, :3], d[:, 3:12].unflatten(1, (3, 3)))
+        gate = torch.sigmoid(idwt_haar(d[:, 12:13], d[:, 13:16].unflatten(1, (1, 3))))
+        return crop_to(est_p + gate * (base - est_p) + delta, size)
 
 
 def save_checkpoint(path: str | os.PathLike, fan: AlignmentNet, ban: AlignmentNet, meta: dict[str, Any] | None = None) -> None:

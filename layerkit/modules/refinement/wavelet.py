@@ -4,7 +4,7 @@ Estimated layers are smooth where they were solved or inpainted; the composite `
 the true detail wherever a layer is visible. This refiner
 
 1. copies ``C`` exactly into ``F`` where ``α = 1`` and into ``B`` where ``α = 0``;
-2. in the soft band, replaces the layers' Haar high-frequency bands with ``C``'s, weighted by
+2. in the soft band, replaces the layers' Haar high-frequency bands (PyWavelets) with ``C``'s, weighted by
    how visible the layer is there (``α`` for ``F``, ``1 − α`` for ``B``), over ``levels``
    scales.
 """
@@ -12,9 +12,6 @@ the true detail wherever a layer is visible. This refiner
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from layerkit.ops.haar import wavedec, waverec
 
 
 class WaveletRefiner:
@@ -55,23 +52,37 @@ class WaveletRefiner:
 def transfer_high_frequencies(target: np.ndarray, source: np.ndarray, weight: np.ndarray, levels: int) -> np.ndarray:
     """Blend ``source``'s Haar high bands into ``target``'s with per-pixel ``weight`` in ``[0, 1]``.
 
+    Uses PyWavelets (no torch import on the weight-free path). The weight of each band is the
+    mean of ``weight`` over the band's footprint (2^level × 2^level pixels).
+
     Args:
         target: ``H×W×3`` image whose detail is replaced.
         source: ``H×W×3`` image giving the detail.
-        weight: ``H×W×1`` weight (1 = take ``source``'s detail).
+        weight: ``H×W×1`` (or ``H×W``) weight, 1 = take ``source``'s detail.
         levels: number of Haar levels.
+
+    Returns:
+        ``H×W×3`` float32.
     """
+    import cv2
+    import pywt
+
     if levels <= 0:
-        return target
-    t = torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1)))[None].float()
-    s = torch.from_numpy(np.ascontiguousarray(source.transpose(2, 0, 1)))[None].float()
-    w = torch.from_numpy(np.ascontiguousarray(weight.transpose(2, 0, 1)))[None].float()
-    lt, ht, size = wavedec(t, levels)
-    _, hs, _ = wavedec(s, levels)
+        return target.astype(np.float32)
+    h, w = target.shape[:2]
     m = 2 ** levels
-    wk = torch.nn.functional.pad(w, (0, (-w.shape[-1]) % m, 0, (-w.shape[-2]) % m), mode="replicate")
-    out_h = []
-    for h_t, h_s in zip(ht, hs):
-        wk = torch.nn.functional.avg_pool2d(wk, 2)
-        out_h.append(h_t + wk[:, :, None] * (h_s - h_t))
-    return waverec(lt, out_h, size)[0].numpy().transpose(1, 2, 0)
+    ph, pw = (-h) % m, (-w) % m
+    pad = ((0, ph), (0, pw), (0, 0))
+    t = np.pad(target.astype(np.float32), pad, mode="edge")
+    s = np.pad(source.astype(np.float32), pad, mode="edge")
+    wgt = np.pad(weight.reshape(h, w).astype(np.float32), pad[:2], mode="edge")
+    ct = pywt.wavedec2(t, "haar", level=levels, axes=(0, 1))
+    cs = pywt.wavedec2(s, "haar", level=levels, axes=(0, 1))
+    out = [ct[0]]
+    for i in range(1, levels + 1):  # ct[1] is the coarsest level
+        scale = 2 ** (levels - i + 1)
+        hw = (t.shape[1] // scale, t.shape[0] // scale)
+        wk = cv2.resize(wgt, hw, interpolation=cv2.INTER_AREA)[..., None]
+        out.append(tuple(bt + wk * (bs - bt) for bt, bs in zip(ct[i], cs[i])))
+    rec = pywt.waverec2(out, "haar", axes=(0, 1))
+    return rec[:h, :w].astype(np.float32)

@@ -1,4 +1,10 @@
-"""Trimap from a mask by erosion and dilation (kornia morphology).
+"""Trimap from a mask by erosion and dilation with a Euclidean disk.
+
+Erosion and dilation are computed exactly from distance transforms (OpenCV): ``erode(m, r) =
+dist_to_background(m) > r`` and ``dilate(m, r) = dist_to_object(m) <= r``. This costs O(pixels)
+time and memory for any radius; kornia's ``morphology`` builds a k²-sized neighbourhood tensor
+per pixel, which took 21 s and 0.8 GB for a 60-px band on a 463² crop and does not fit 12-MP
+crops at all.
 
 The unknown band's half-width scales with the object (``band_ratio × sqrt(object area)``,
 clamped to ``[min_band, max_band]``) unless ``band`` fixes it. The trimap always keeps some
@@ -9,7 +15,6 @@ and learned matting need both.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 class MorphologyTrimapper:
@@ -63,17 +68,23 @@ class MorphologyTrimapper:
 
 
 def morph(mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """(eroded, dilated) ``mask`` with a disk of ``radius`` px, via kornia on CPU/GPU tensors."""
-    import kornia.morphology as km
+    """(eroded, dilated) ``mask`` with a Euclidean disk of ``radius`` px.
 
-    k = 2 * radius + 1
-    yy, xx = np.mgrid[:k, :k] - radius
-    kernel = torch.from_numpy((xx ** 2 + yy ** 2 <= radius ** 2).astype(np.float32))
-    t = torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None, None]
-    # kornia's "geodesic" border treats outside pixels as neutral, so objects touching the frame stay put
-    ero = km.erosion(t, kernel, engine="convolution") > 0.5
-    dil = km.dilation(t, kernel, engine="convolution") > 0.5
-    return ero[0, 0].numpy(), dil[0, 0].numpy()
+    Pixels outside the frame count as neither object nor background, so an object that touches
+    the image border is not eroded from that side.
+    """
+    import cv2
+
+    m = np.ascontiguousarray(mask, np.uint8)
+    if not m.any():
+        return np.zeros(m.shape, bool), np.zeros(m.shape, bool)
+    if m.all():
+        return np.ones(m.shape, bool), np.ones(m.shape, bool)
+    pad = radius + 1  # replicate the border so the frame is neutral
+    mp = cv2.copyMakeBorder(m, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    inside = cv2.distanceTransform(mp, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[pad:-pad, pad:-pad]
+    outside = cv2.distanceTransform(1 - mp, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[pad:-pad, pad:-pad]
+    return inside > radius, outside <= radius
 
 
 def ensure_fg_bg(trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:

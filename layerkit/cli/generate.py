@@ -1,0 +1,67 @@
+"""``layerkit generate``: text prompt → generated picture → background + foreground layers (LayeringDiff)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from layerkit.cli.common import HelpFormatter, Progress, add_pipeline_args, build_pipeline, parse_numbers
+
+EXAMPLES = """examples:
+  layerkit generate "A bird flying at sunset over the mountains" --fg "A bird flying" -o bird.psd
+  layerkit generate "A red car parked on a street" --fg-words 0,1,2 -o car/ --seed 3
+  layerkit generate "A cat on a sofa" -o cat.ora --set generator.model=/models/sdxl generator.steps=20
+
+The foreground phrase (--fg, or --fg-words: 0-based word indices into the prompt) is found in
+the generated picture by the grounder; without either, the words before the first preposition
+are used ("A bird flying at sunset" -> "A bird flying"). Needs a config with a generator and a
+grounder (default: layeringdiff); their weights must be local (see docs/models.md).
+
+output: a folder gets background.png (RGB), foreground.png (RGBA, straight alpha), alpha.png
+(L) and layers.json; a .psd or .ora path gets a two-layer document."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate a picture from text and split it into layers",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
+    p.add_argument("text", help="prompt describing the whole picture")
+    fg = p.add_mutually_exclusive_group()
+    fg.add_argument("--fg", default=None, metavar="PHRASE", help="foreground phrase to put on its own layer")
+    fg.add_argument("--fg-words", default=None, metavar="I,J,...",
+                    help="foreground as 0-based word indices into the prompt, e.g. 0,1,2")
+    p.add_argument("-o", "--output", required=True, help="output folder, or .psd / .ora file")
+    p.add_argument("--height", type=int, default=1024, help="image height in pixels (multiple of 8)")
+    p.add_argument("--width", type=int, default=1024, help="image width in pixels (multiple of 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--name", default=None, help="name of the foreground layer (default: the phrase)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_pipeline_args(p)
+    p.set_defaults(func=run, config="layeringdiff")
+
+
+def run(args: argparse.Namespace) -> int:
+    from layerkit.errors import PromptError
+    from layerkit.io.atomic import check_output
+    from layerkit.io.layers import save_stack
+    from layerkit.pipelines.generate import generate_result
+
+    check_output(args.output, args.overwrite)  # fail before any long work
+    foreground: str | list[int] | None = args.fg
+    if args.fg_words is not None:
+        values = parse_numbers(args.fg_words, tuple(range(1, 257)), "--fg-words", "word indices such as 0,1,2")
+        if any(v != int(v) for v in values):
+            raise PromptError(f"--fg-words {args.fg_words!r} must be whole numbers such as 0,1,2")
+        foreground = [int(v) for v in values]
+    pipe = build_pipeline(args)
+    pipe.progress = Progress(enabled=not args.quiet)
+    kw = {"name": args.name} if args.name else {}
+    res = generate_result(pipe, args.text, foreground, seed=args.seed, height=args.height, width=args.width, **kw)
+    save_stack(res.layers, args.output, overwrite=args.overwrite)
+    if not args.quiet:
+        box = None if res.prompt is None or res.prompt.boxes is None else [round(v, 1) for v in res.prompt.boxes[-1].tolist()]
+        print(json.dumps({"output": args.output, "foreground": res.layers[1].name, "box": box,
+                          "seconds": round(sum(res.timings.values()), 3),
+                          "timings": {k: round(v, 3) for k, v in res.timings.items()}}), file=sys.stderr)
+    print(args.output)
+    return 0
