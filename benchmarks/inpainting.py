@@ -31,7 +31,6 @@ import contextlib
 import io
 import json
 import multiprocessing as mp
-import os
 import resource
 import sys
 import time
@@ -90,8 +89,8 @@ def pipeline_matte(pipe: object, path: Path, box: np.ndarray) -> tuple[tuple[int
     return tuple(res.roi), seen["alpha"]  # type: ignore[return-value]
 
 
-def evaluate(root: Path, n: int, methods: list[str], matte: str, settings: list[tuple[float, int]]) -> dict:
-    """Per (method, hole_alpha, hole_dilate): mean PSNRs and inpainting seconds over ``n`` samples."""
+def evaluate(root: Path, n: int, jobs: list[tuple[str, float, int]], matte: str) -> dict:
+    """Per job ``(method, hole_alpha, hole_dilate)``: mean PSNRs and inpainting seconds over ``n`` samples."""
     from pymatting import estimate_foreground_ml
 
     pipe = None
@@ -114,18 +113,17 @@ def evaluate(root: Path, n: int, methods: list[str], matte: str, settings: list[
             _, bg = estimate_foreground_ml(crop.astype(np.float64), alpha.astype(np.float64), regularization=1e-5,
                                            return_background=True)
         visible = np.where((alpha <= 0)[..., None], crop, bg).astype(np.float32)
-        for hole_alpha, dilate in settings:
+        for m, hole_alpha, dilate in jobs:
             hole = alpha >= hole_alpha
             if dilate > 0:
                 hole = cv2.dilate(hole.astype(np.uint8), np.ones((2 * dilate + 1,) * 2, np.uint8)).astype(bool)
-            for m in methods:
-                t0 = time.perf_counter()
-                out = fill(visible, hole, m)
-                dt = time.perf_counter() - t0
-                full = s["c"].copy()
-                full[y0:y1, x0:x1] = np.clip(out, 0, 1)
-                rows.setdefault((m, hole_alpha, dilate), []).append((
-                    psnr(full, s["b"], s["a"] > 0.01), psnr(full, s["b"], s["a"] >= 0.99), psnr(full, s["b"]), dt))
+            t0 = time.perf_counter()
+            out = fill(visible, hole, m)
+            dt = time.perf_counter() - t0
+            full = s["c"].copy()
+            full[y0:y1, x0:x1] = np.clip(out, 0, 1)
+            rows.setdefault((m, hole_alpha, dilate), []).append((
+                psnr(full, s["b"], s["a"] > 0.01), psnr(full, s["b"], s["a"] >= 0.99), psnr(full, s["b"]), dt))
         print(f"  {folder.name} done", file=sys.stderr, flush=True)
     return {k: np.nanmean(np.asarray(v, np.float64), axis=0) for k, v in rows.items()}
 
@@ -206,7 +204,7 @@ def save_grid(path: Path, methods: list[str], width: int = 200) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", type=Path, help="folder of sample folders (make_composites.py --out)")
-    ap.add_argument("--n", type=int, default=30, help="number of samples (default 30)")
+    ap.add_argument("--n", type=int, default=30, help="number of samples (default 30; 0 = only --scale / --grid)")
     ap.add_argument("--methods", default=",".join(list(METHODS) + [REFERENCE]),
                     help=f"comma-separated; valid: {', '.join(list(METHODS) + [REFERENCE])}")
     ap.add_argument("--matte", choices=("gt", "pipeline"), default="gt")
@@ -220,15 +218,15 @@ def main() -> None:
     bad = [m for m in methods if m not in METHODS and m != REFERENCE]
     if bad:
         ap.error(f"unknown method(s) {bad}; valid: {', '.join(list(METHODS) + [REFERENCE])}")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     cv2.setNumThreads(1)
 
-    res = evaluate(args.data, args.n, methods, args.matte, [(args.hole_alpha, args.hole_dilate)])
-    print_table(res, f"{args.n} samples of {args.data}, matte = {args.matte}")
-    if args.sweep:
-        settings = [(ha, d) for ha in (0.9, 0.5, 0.3, 0.2) for d in (0, 1, 2)]
-        res = evaluate(args.data, args.n, methods[:1], args.matte, settings)
-        print_table(res, f"hole threshold sweep, method {methods[0]}, matte = {args.matte}")
+    main_jobs = [(m, args.hole_alpha, args.hole_dilate) for m in methods]
+    sweep_jobs = [(methods[0], ha, d) for ha in (0.9, 0.5, 0.3, 0.2) for d in (0, 1, 2)] if args.sweep else []
+    if args.n > 0:
+        res = evaluate(args.data, args.n, main_jobs + [j for j in sweep_jobs if j not in main_jobs], args.matte)
+        print_table({j: res[j] for j in main_jobs}, f"{args.n} samples of {args.data}, matte = {args.matte}")
+        if args.sweep:
+            print_table({j: res[j] for j in sweep_jobs}, f"hole threshold sweep, method {methods[0]}, matte = {args.matte}")
     if args.scale:
         scale_test([m for m in methods if m != REFERENCE])
     if args.grid is not None:

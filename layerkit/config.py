@@ -43,6 +43,8 @@ class PipelineSettings:
         coarse_side: long side of the downscaled full image used to locate an object given by
             points or text only, before the full-resolution pass on its region.
         consistent: re-solve F from C, α and the final B so that the stack recomposes the input.
+        consistent_min_alpha: F is re-solved where α is at least this (below it the estimate
+            is kept: dividing by a tiny α amplifies every error in B).
     """
 
     name: str = "custom"
@@ -53,6 +55,7 @@ class PipelineSettings:
     roi_min_margin: int = 24
     coarse_side: int = 512
     consistent: bool = True
+    consistent_min_alpha: float = 0.001
     extra: dict = field(default_factory=dict)
 
 

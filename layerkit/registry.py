@@ -33,6 +33,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "trimapper": {
         "morphology": "layerkit.modules.trimap.morphology:MorphologyTrimapper",
+        "transparency": "layerkit.modules.trimap.transparency:TransparencyTrimapper",
     },
     "matter": {
         "closed_form": "layerkit.modules.matting.closed_form:ClosedFormMatter",

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=1024, help="image height in pixels (multiple of 8)")
     p.add_argument("--width", type=int, default=1024, help="image width in pixels (multiple of 8)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--name", default=None, help="name of the foreground layer (default: the phrase)")
+    p.add_argument("--name", default=None, help="name of the foreground layer; the foreground phrase when omitted")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     add_pipeline_args(p)
     p.set_defaults(func=run, config="layeringdiff")

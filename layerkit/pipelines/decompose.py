@@ -91,12 +91,12 @@ class Pipeline:
         if settings.name == "custom" and isinstance(name_or_path, str) and not name_or_path.endswith((".yaml", ".yml")):
             settings.name = name_or_path
         pipe = cls(settings=settings, **stages)
-        pipe.check_weights()
+        pipe.check_weights(tuple(r for r in ROLES if r != "generator"))  # the generator is checked by generate()
         pipe.to(settings.device)
         return pipe
 
-    def check_weights(self) -> None:
-        """Raise one error naming every learned stage whose weights cannot be found.
+    def check_weights(self, roles: Sequence[str] = ROLES) -> None:
+        """Raise one error naming every learned stage (of ``roles``) whose weights cannot be found.
 
         A stage takes part by defining ``missing_weights() -> list[str]``: one line per missing
         model, naming the config key to set (e.g. ``"segmenter.checkpoint: sam_vit_h.pth not
@@ -108,8 +108,8 @@ class Pipeline:
         from layerkit.errors import MissingModelError
 
         missing: list[str] = []
-        for role, stage in self.components.items():
-            check = getattr(stage, "missing_weights", None)
+        for role in roles:
+            check = getattr(getattr(self, role), "missing_weights", None)
             if callable(check):
                 missing += [f"{role}: {m}" for m in check()]
         if missing:
@@ -218,10 +218,10 @@ class Pipeline:
             with self._stage("refine", timings):
                 fg, bg = self.refiner(sub, alpha, fg, bg)
         if s.consistent:
-            fg = solve_foreground(sub, alpha, bg, fg)
+            fg = solve_foreground(sub, alpha, bg, fg, min_alpha=s.consistent_min_alpha)
 
         full_alpha = paste(np.zeros((h, w), np.float32), alpha, roi)
-        full_fg = paste(np.zeros((h, w, 3), np.float32), fg * (alpha[..., None] > 0), roi)
+        full_fg = paste(np.zeros((h, w, 3), np.float32), fg, roi)
         full_bg = paste(img.copy(), bg, roi)
         rgba = np.concatenate([full_fg, full_alpha[..., None]], axis=2)
         layer_name = name or prompt.text or "object"
@@ -277,6 +277,7 @@ class Pipeline:
         """Text → composite (generator) → layers; see :func:`layerkit.pipelines.generate.generate_layers`."""
         from layerkit.pipelines.generate import generate_layers
 
+        self.check_weights()  # every model the text → layers run needs, in one message
         return generate_layers(self, text, foreground=foreground, **kwargs)
 
     def layers(self, image: ImageLike, prompts: Sequence[Prompt] | None = None, **kwargs: Any) -> LayerStack:

@@ -28,7 +28,7 @@ class ClassicalDecomposer:
         fg_regularization: smoothness weight of the foreground estimation.
     """
 
-    def __init__(self, inpaint_method: str = "telea", hole_alpha: float = 0.9, hole_dilate: int = 1,
+    def __init__(self, inpaint_method: str = "harmonic", hole_alpha: float = 0.5, hole_dilate: int = 1,
                  fg_regularization: float = 1e-5) -> None:
         self.inpaint_method = inpaint_method
         self.hole_alpha = hole_alpha

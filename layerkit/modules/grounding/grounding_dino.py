@@ -33,7 +33,8 @@ class GroundingDinoGrounder(PretrainedStage):
         text_threshold: a caption token is part of a box's label above this probability.
         nms_iou: drop a box overlapping a better one by more than this IoU (``1``: keep all).
         max_detections: keep at most this many boxes.
-        dtype: ``auto`` (bf16/fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
+        dtype: ``float32`` (default: box quality first; the model is small), ``auto`` (bf16/fp16 on
+            CUDA, fp32 on CPU), ``float16``, ``bfloat16``.
 
     Example:
         >>> det = GroundingDinoGrounder().to("cuda")(image, "a bird flying")
@@ -43,7 +44,7 @@ class GroundingDinoGrounder(PretrainedStage):
     key = "grounder.model"
 
     def __init__(self, model: str = "IDEA-Research/grounding-dino-base", box_threshold: float = 0.3,
-                 text_threshold: float = 0.25, nms_iou: float = 0.7, max_detections: int = 20, dtype: str = "auto") -> None:
+                 text_threshold: float = 0.25, nms_iou: float = 0.7, max_detections: int = 20, dtype: str = "float32") -> None:
         super().__init__(model, dtype)
         for name, v in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
             if not 0.0 <= v <= 1.0:
@@ -72,13 +73,14 @@ class GroundingDinoGrounder(PretrainedStage):
             ``N`` matched phrases.
         """
         import torch
-        from PIL import Image
+
+        from layerkit.io.image import to_pil
 
         caption = grounding_caption(text)
         parts = self.loaded
         processor, model = parts["processor"], parts["model"]
         h, w = image.shape[:2]
-        pil = Image.fromarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        pil = to_pil(image)
         inputs = processor(images=pil, text=caption, return_tensors="pt").to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.torch_dtype)
         with torch.inference_mode():

@@ -68,13 +68,14 @@ class Owlv2Grounder(PretrainedStage):
             ``N`` matched phrases.
         """
         import torch
-        from PIL import Image
+
+        from layerkit.io.image import to_pil
 
         queries = split_queries(text)
         parts = self.loaded
         processor, model = parts["processor"], parts["model"]
         h, w = image.shape[:2]
-        pil = Image.fromarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        pil = to_pil(image)
         inputs = processor(images=pil, text=[queries], return_tensors="pt").to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.torch_dtype)
         with torch.inference_mode():

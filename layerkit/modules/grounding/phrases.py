@@ -35,7 +35,8 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 #: Words that end the subject phrase when no foreground is given ("A bird flying | at sunset").
 BREAK_WORDS = frozenset(
     "at over in on under with near behind beside above below across against along among around by from into "
-    "inside through toward towards onto upon beneath between during while within without underneath".split())
+    "inside through toward towards onto upon beneath between during while within without underneath next atop amid "
+    "amidst alongside beyond outside".split())
 
 
 def words(text: str) -> list[str]:
@@ -80,23 +81,30 @@ def indices_of_phrase(text: str, phrase: str) -> list[int]:
 
 
 def default_foreground(text: str) -> str:
-    """The subject phrase of ``text``: its words up to the first :data:`BREAK_WORDS` word.
+    """The subject phrase of ``text``: the words of its first clause up to the first break word.
 
-    ``"A bird flying at sunset over the mountains"`` → ``"A bird flying"``. A prompt that starts
-    with a break word keeps its first word only.
+    Clauses are separated by ``,``, ``;``, ``:`` or ``.``; a clause that starts with a
+    :data:`BREAK_WORDS` word ("On a table") is passed over, so
+    ``"A bird flying at sunset over the mountains"`` → ``"A bird flying"`` and
+    ``"On a table, a red apple"`` → ``"a red apple"``. When every clause starts with a break
+    word, the first clause is used whole.
 
     Raises:
         PromptError: ``text`` has no word.
     """
-    w = words(text)
-    if not w:
+    clauses = [w for w in (words(part) for part in re.split(r"[.,;:\n]+", text)) if w]
+    if not clauses:
         raise PromptError(f"prompt {text!r} has no word")
-    out = [w[0]]
-    for x in w[1:]:
-        if x.casefold() in BREAK_WORDS:
-            break
-        out.append(x)
-    return " ".join(out)
+    for w in clauses:
+        if w[0].casefold() in BREAK_WORDS:
+            continue
+        out = [w[0]]
+        for x in w[1:]:
+            if x.casefold() in BREAK_WORDS:
+                break
+            out.append(x)
+        return " ".join(out)
+    return " ".join(clauses[0])
 
 
 def foreground_phrase(text: str, foreground: str | Sequence[int] | None = None) -> str:

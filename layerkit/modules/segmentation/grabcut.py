@@ -5,6 +5,20 @@ Prompts become GrabCut's four labels: outside every box is sure background, insi
 sure-background disk; a mask prompt is used as the object (optionally refined). With points
 only, the image frame is sure background and a disk around each positive point probable
 foreground. Segmentation runs at ``max_side`` at most and the mask is upsampled.
+
+Plain GrabCut starts its foreground colour model from the whole box, so background inside the
+box that is rare outside it (a brick wall behind a toilet) is learnt as foreground and kept.
+With box prompts this segmenter therefore runs several *initialisations* (``inits``) and keeps
+the result whose foreground colours differ most from the ring of background around it:
+
+* ``box`` — classic GrabCut: the whole box is probable foreground;
+* ``histogram`` — box pixels whose colour is more frequent outside the box than inside start
+  as probable background;
+* ``center`` — box pixels outside a centred ellipse (``center_radius`` of the half-sides) start
+  as probable background (objects are centred in their boxes).
+
+On the 30 dev composites this lowers the mask error (pixels differing from GT α > 0.5, /1000)
+from 10.2 (``box``) to 6.9 (``histogram`` + ``center``); see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -26,11 +40,20 @@ class GrabCutSegmenter:
             no box is given, as a fraction of the shorter side.
         box_margin: pixels added around each box before it is used (tight boxes clip objects).
         refine_mask: refine a mask prompt with GrabCut instead of using it as given.
+        inits: initialisations tried with box prompts (``box``, ``histogram``, ``center``); the
+            one with the best foreground/background colour separation wins.
+        center_radius: relative radius of the ``center`` ellipse.
         seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
     """
 
     def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
-                 box_margin: int = 2, refine_mask: bool = False, seed: int = 0) -> None:
+                 box_margin: int = 2, refine_mask: bool = False, inits: tuple[str, ...] = ("histogram", "center"),
+                 center_radius: float = 0.6, seed: int = 0) -> None:
+        unknown = set(inits) - set(INITS)
+        if unknown or not inits:
+            raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
+        self.inits = tuple(inits)
+        self.center_radius = center_radius
         self.iterations = iterations
         self.max_side = max_side
         self.point_radius = point_radius
@@ -62,19 +85,63 @@ class GrabCutSegmenter:
         if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
             labels[[0, -1], :] = cv2.GC_BGD
             labels[:, [0, -1]] = cv2.GC_BGD
-        fg_like = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-        if not fg_like.any():
+        inits = self.inits if prompt.boxes is not None else ("box",)
+        best, best_score = None, -np.inf
+        for init in inits:
+            start = self.initialise(labels, init, small, prompt.boxes * k if prompt.boxes is not None else None)
+            mask = self._grabcut(img8, start)
+            score = colour_separation(small, mask) if len(inits) > 1 else 0.0
+            if best is None or score > best_score:
+                best, best_score = mask, score
+        mask = best  # type: ignore[assignment]
+        if not mask.any():
             return np.zeros((h, w), bool)
+        if k < 1:
+            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return mask
+
+    def _grabcut(self, img8: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        import cv2
+
+        labels = labels.copy()
+        if not ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).any():
+            return np.zeros(labels.shape, bool)
         cv2.setRNGSeed(self.seed)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
             cv2.grabCut(img8, labels, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # degenerate colour models (flat image): keep the initial labels
             pass
-        mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-        if k < 1:
-            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        return mask
+        return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+    def initialise(self, labels: np.ndarray, init: str, image: np.ndarray, boxes: np.ndarray | None) -> np.ndarray:
+        """Apply an initialisation (see the module docstring) to a prompt label map.
+
+        Only "probably foreground" pixels inside the boxes change; sure labels from points and
+        masks are kept.
+        """
+        import cv2
+
+        out = labels.copy()
+        if init == "box" or boxes is None:
+            return out
+        probable = out == cv2.GC_PR_FGD
+        if init == "histogram":
+            outside = (out == cv2.GC_BGD) | (out == cv2.GC_PR_BGD)
+            if outside.any():
+                out[probable & (outside_ratio(image, ~outside) > 1.0)] = cv2.GC_PR_BGD
+        elif init == "center":
+            h, w = out.shape
+            yy, xx = np.mgrid[:h, :w].astype(np.float32)
+            inside = np.zeros((h, w), bool)
+            for x0, y0, x1, y1 in boxes:
+                rx, ry = max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
+                e = ((xx - (x0 + x1) / 2) / rx) ** 2 + ((yy - (y0 + y1) / 2) / ry) ** 2
+                inside |= e <= self.center_radius ** 2
+            out[probable & ~inside] = cv2.GC_PR_BGD
+        if not ((out == cv2.GC_FGD) | (out == cv2.GC_PR_FGD)).any():
+            return labels.copy()
+        return out
 
     def initial_labels(self, prompt: Prompt, size: tuple[int, int], k: float) -> np.ndarray:
         """GrabCut label map (``GC_BGD/FGD/PR_BGD/PR_FGD``) at the working size ``(h, w)``."""
@@ -110,3 +177,52 @@ class GrabCutSegmenter:
             for (x, y), lab in zip(pts, prompt.labels):  # type: ignore[arg-type]
                 cv2.circle(labels, (int(x), int(y)), r, int(cv2.GC_FGD if lab == 1 else cv2.GC_BGD), -1)
         return labels
+
+
+INITS = ("box", "histogram", "center")
+
+
+def _colour_index(image: np.ndarray, bins: int) -> np.ndarray:
+    q = (np.clip(image, 0, 1) * (bins - 1e-3)).astype(np.int32)
+    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+
+
+def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: float = 1.0) -> np.ndarray:
+    """Per pixel: frequency of its colour outside ``inside`` over its frequency inside.
+
+    Colour histograms (``bins``³, Gaussian-smoothed by ``sigma`` bins) of the two regions,
+    each normalised by its area.
+
+    Returns:
+        ``H×W`` float ratio (> 1: the colour is more typical of the outside).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    idx = _colour_index(image, bins)
+    n = bins ** 3
+    h_in = np.bincount(idx[inside], minlength=n).reshape((bins,) * 3).astype(np.float64)
+    h_out = np.bincount(idx[~inside], minlength=n).reshape((bins,) * 3).astype(np.float64)
+    h_in = gaussian_filter(h_in, sigma) / max(int(inside.sum()), 1)
+    h_out = gaussian_filter(h_out, sigma) / max(int((~inside).sum()), 1)
+    return (h_out / (h_in + 1e-9)).ravel()[idx]
+
+
+def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> float:
+    """1 − histogram intersection of the mask's colours and those of a ring around it.
+
+    The ring is ``0.05·sqrt(area)`` pixels wide (at least 3). 1 means disjoint colours (a clean
+    cut along the object's boundary), 0 identical ones. Returns −1 for an empty mask.
+    """
+    import cv2
+
+    if not mask.any():
+        return -1.0
+    r = max(3, int(0.05 * np.sqrt(mask.sum())))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    ring = cv2.dilate(mask.astype(np.uint8), disk).astype(bool) & ~mask
+    if not ring.any():
+        return 0.0
+    idx = _colour_index(image, bins)
+    hf = np.bincount(idx[mask], minlength=bins ** 3) / mask.sum()
+    hb = np.bincount(idx[ring], minlength=bins ** 3) / ring.sum()
+    return float(1.0 - np.minimum(hf, hb).sum())
