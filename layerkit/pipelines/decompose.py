@@ -195,7 +195,7 @@ class Pipeline:
             prompt = self._ground(img, prompt, timings)
 
         with self._stage("locate", timings):
-            roi = self._roi(img, prompt, timings)
+            roi = self._roi(img, prompt)
         x0, y0, x1, y1 = roi
         sub = crop(img, roi)
         sub_prompt = prompt.shifted(x0, y0, sub.shape[:2])
@@ -246,17 +246,18 @@ class Pipeline:
         boxes = b[None] if prompt.boxes is None else np.concatenate([prompt.boxes, b[None]])
         return Prompt(points=prompt.points, labels=prompt.labels, boxes=boxes, mask=prompt.mask, text=prompt.text)
 
-    def _roi(self, img: np.ndarray, prompt: Prompt, timings: dict[str, float]) -> tuple[int, int, int, int]:
+    def _roi(self, img: np.ndarray, prompt: Prompt) -> tuple[int, int, int, int]:
         """Region processed at full resolution: the prompt's box plus a margin.
 
-        With points only, the object's extent is unknown: the segmenter runs once on a
-        downscaled copy of the whole image (``coarse_side``) and its mask gives the box.
+        With points only, the object's extent is unknown: the segmenter runs once on a copy of
+        the whole image downscaled to ``coarse_side`` and its mask's box (plus margin) is the
+        region. (Passing that box on as a box prompt was measured worse: SAD 34 vs 13 on the
+        dev set, because a leaking coarse mask then enlarges the object.)
         """
         s = self.settings
         h, w = img.shape[:2]
         if prompt.boxes is not None or prompt.mask is not None:
-            box = prompt.bbox()
-            return expand_box(box, (h, w), s.roi_margin, s.roi_min_margin)  # type: ignore[arg-type]
+            return expand_box(prompt.bbox(), (h, w), s.roi_margin, s.roi_min_margin)  # type: ignore[arg-type]
         k = scale_to_side((h, w), s.coarse_side)
         small = _resize(img, k) if k < 1 else img
         sp = Prompt(points=np.minimum(prompt.points * k, [small.shape[1] - 1, small.shape[0] - 1]),  # type: ignore[operator]
@@ -265,12 +266,11 @@ class Pipeline:
         box = alpha_bbox(coarse.astype(np.float32))
         pb = prompt.bbox()
         if box is None:
-            box = pb
-        else:
-            box = (int(box[0] / k), int(box[1] / k), int(np.ceil(box[2] / k)), int(np.ceil(box[3] / k)))
-            if pb is not None:
-                box = (min(box[0], pb[0]), min(box[1], pb[1]), max(box[2], pb[2]), max(box[3], pb[3]))
-        return expand_box(box, (h, w), max(s.roi_margin, 0.25), s.roi_min_margin)  # type: ignore[arg-type]
+            return expand_box(pb, (h, w), max(s.roi_margin, 0.25), s.roi_min_margin)  # type: ignore[arg-type]
+        box = (int(box[0] / k), int(box[1] / k), int(np.ceil(box[2] / k)), int(np.ceil(box[3] / k)))
+        if pb is not None:
+            box = (min(box[0], pb[0]), min(box[1], pb[1]), max(box[2], pb[2]), max(box[3], pb[3]))
+        return expand_box(box, (h, w), max(s.roi_margin, 0.25), s.roi_min_margin)
 
     # ------------------------------------------------------------------ other entry points
     def generate(self, text: str, foreground: str | Sequence[int] | None = None, **kwargs: Any) -> LayerStack:
