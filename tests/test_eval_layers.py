@@ -45,7 +45,8 @@ def _over(bottom: np.ndarray, top: np.ndarray) -> np.ndarray:
 
 def test_perfect_predictions(multi: Path, tmp_path: Path) -> None:
     samples = find_layer_samples(multi)
-    recs = LE.evaluate_layer_samples(LE.folder_predictor(_predictions(multi, tmp_path / "p", False)), samples)
+    predict = LE.folder_predictor(_predictions(multi, tmp_path / "p", False))
+    recs = LE.evaluate_layer_samples(predict, samples)
     for r in recs:
         assert r["cost@0"] == 0.0 and r["alpha_iou@0"] == 1.0 and r["merges_used"] == 0 and r["n_pred"] == r["n_gt"] == 4
 

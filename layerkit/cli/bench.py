@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from layerkit.cli.common import HelpFormatter, add_pipeline_args
+from layerkit.cli.common import HelpFormatter, add_pipeline_args, build_pipeline, pipeline_overrides
 
 EXAMPLES = """examples:
   layerkit bench --data /tmp/dev30 --configs classical,classical+hfa --prompt box -o bench/
@@ -44,18 +44,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 def spec_pipeline(args: argparse.Namespace, spec: str) -> Any:
     """Build the pipeline of config ``spec`` with ``--set``/``--device``/``--seed``/``--max-pixels``."""
-    from layerkit.evaluation.bench import build_from_spec
-
-    return build_from_spec(spec, pipeline_overrides(args))
-
-
-def pipeline_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set`` items plus the ``pipeline.*`` overrides of ``--device``, ``--seed``, ``--max-pixels``."""
-    items = list(args.set)
-    for flag, key in (("device", "pipeline.device"), ("seed", "pipeline.seed"), ("max_pixels", "pipeline.max_pixels")):
-        if getattr(args, flag, None) is not None:
-            items.append(f"{key}={getattr(args, flag)}")
-    return items
+    return build_pipeline(args, spec)
 
 
 def load_samples(args: argparse.Namespace, data: str) -> list:

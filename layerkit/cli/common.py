@@ -18,28 +18,32 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     """``--config``, ``--set``, ``--device``, ``--seed``, ``--max-pixels``."""
     g = p.add_argument_group("pipeline")
-    g.add_argument("--config", default="classical", help="shipped config name or path to a YAML file")
+    g.add_argument("--config", default="classical",
+                   help="shipped config name or YAML path, optionally +OVERLAY (e.g. classical+hfa)")
     g.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
-                   help="dotted config overrides, e.g. matter.backend=vitmatte trimapper.band=12")
+                   help="dotted config overrides, e.g. matter.backend=vitmatte trimapper.band=12 "
+                        "(put positional arguments before --set)")
     g.add_argument("--device", default=None, help="torch device for learned stages: cpu, cuda, cuda:1, auto")
     g.add_argument("--seed", type=int, default=None, help="seed for stochastic stages")
     g.add_argument("--max-pixels", type=int, default=None,
                    help="refuse larger images (decompression-bomb guard; default 100000000)")
 
 
-def build_pipeline(args: argparse.Namespace) -> Any:
-    """Build the pipeline named by ``--config`` with ``--set``/``--device``/``--seed``/``--max-pixels``."""
-    from layerkit.config import parse_override
-    from layerkit.pipelines.decompose import Pipeline
+def pipeline_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus the ``pipeline.*`` overrides of ``--device``, ``--seed``, ``--max-pixels``."""
+    items = list(args.set)
+    for flag, key in (("device", "pipeline.device"), ("seed", "pipeline.seed"), ("max_pixels", "pipeline.max_pixels")):
+        if getattr(args, flag, None) is not None:
+            items.append(f"{key}={getattr(args, flag)}")
+    return items
 
-    overrides = dict(parse_override(s) for s in args.set)
-    if args.device is not None:
-        overrides["pipeline.device"] = args.device
-    if args.seed is not None:
-        overrides["pipeline.seed"] = args.seed
-    if args.max_pixels is not None:
-        overrides["pipeline.max_pixels"] = args.max_pixels
-    return Pipeline.from_config(args.config, overrides)
+
+def build_pipeline(args: argparse.Namespace, spec: str | None = None) -> Any:
+    """Build the pipeline of ``spec`` (default ``--config``; ``NAME+OVERLAY`` specs allowed) with
+    ``--set``/``--device``/``--seed``/``--max-pixels``."""
+    from layerkit.evaluation.bench import build_from_spec
+
+    return build_from_spec(spec or args.config, pipeline_overrides(args))
 
 
 def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> list[float]:

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             "prompt order": ("true depth order (given)" if args.gt_order else "bottom to top" if args.shuffle_prompts is None
                              else f"shuffled (seed {args.shuffle_prompts})"),
             "grouping": not args.no_group, "max merges": args.max_merges,
-            "overrides": " ".join(pipeline_overrides(args)) or "none"}
+            "overrides": " ".join(pipeline_overrides(args)) or "none",
+            "layerkit commit": environment()["git"]}
     doc = {**meta, "n": len(records), "n_ok": len(ok), "n_failed": len(records) - len(ok), "levels": levels,
            "mean": mean, "samples": records, "env": environment()}
     md = (f"# layerkit eval-layers: {source}\n\n" + "".join(f"- **{k}**: {v}\n" for k, v in meta.items())

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     mean["rss_mb"] = max([r["rss_mb"] for r in records if "rss_mb" in r], default=float("nan"))
     ok = sum("error" not in r for r in records)
     meta = {"data": args.data, "config": args.config, "trimaps": args.trimaps,
-            "overrides": " ".join(pipeline_overrides(args)) or "none", "quantized to 8 bits": not args.no_quantize}
+            "overrides": " ".join(pipeline_overrides(args)) or "none",
+            "layerkit commit": environment()["git"], "quantized to 8 bits": not args.no_quantize}
     doc = {**meta, "n": len(records), "n_ok": ok, "n_failed": len(records) - ok, "mean": mean,
            "mean_per_trimap": MT.per_trimap_means(records), "samples": records, "env": environment()}
     rows = [dict(r, error=r.get("error", "")) for r in records] + MT.per_trimap_means(records) + [dict(mean, id="**mean**")]

@@ -173,12 +173,12 @@ def composite_outputs(runs: Sequence[Run], meta: Mapping[str, Any], html: bool =
     env = environment()
     if len(runs) == 1:
         doc: dict[str, Any] = {**meta, **run_doc(runs[0]), "env": env}
-        md = [f"# {title}: {runs[0].name}\n", _meta_md(meta),
+        md = [f"# {title}: {runs[0].name}\n", _meta_md({**meta, "layerkit commit": env["git"], "date": env["date"]}),
               markdown_table(table_rows(runs[0].records, runs[0].mean), TABLE_COLUMNS)]
     else:
         doc = {**meta, "runs": [run_doc(r) for r in runs], "env": env}
         summary = [dict(r.mean, run=r.name, n=f"{sum('error' not in x for x in r.records)}/{len(r.records)}") for r in runs]
-        md = [f"# {title}\n", _meta_md(meta), "## Summary (means)\n",
+        md = [f"# {title}\n", _meta_md({**meta, "layerkit commit": env["git"], "date": env["date"]}), "## Summary (means)\n",
               markdown_table(summary, [("run", "config"), ("n", "ok"), *((k, h) for k, h, _ in METRICS)])]
         for r in runs:
             md += [f"\n## {r.name}\n", markdown_table(table_rows(r.records, r.mean), TABLE_COLUMNS)]
@@ -186,8 +186,8 @@ def composite_outputs(runs: Sequence[Run], meta: Mapping[str, Any], html: bool =
     if html:
         plots = report_plots(runs, METRICS)
         files.update(plots)
-        files["report.html"] = render_html(title, runs, METRICS, "sad", {**meta, "machine": f"{env['platform']}, "
-                                           f"{env['cpus']} CPUs", "date": env["date"]}, gallery_limit, plots=plots)
+        facts = {**meta, "machine": f"{env['platform']}, {env['cpus']} CPUs", "layerkit commit": env["git"], "date": env["date"]}
+        files["report.html"] = render_html(title, runs, METRICS, "sad", facts, gallery_limit, plots=plots)
     return files
 
 

@@ -174,8 +174,11 @@ def render_html(title: str, runs: Sequence[Run], metrics: Sequence[MetricSpec], 
 
 
 def report_plots(runs: Sequence[Run], metrics: Sequence[MetricSpec]) -> dict[str, bytes]:
-    """The report's plots as PNG files (``plots/metrics.png``, ``plots/timings.png``) for docs."""
-    quality = {k: h for k, h, _ in metrics}
+    """The report's plots as PNG files (``plots/metrics.png``, ``plots/timings.png``) for docs.
+
+    Peak RSS is left out of the distributions: it is a running maximum, not a per-sample value.
+    """
+    quality = {k: h for k, h, _ in metrics if k != "rss_mb"}
     values = {r.name: {k: [x.get(k) for x in r.records if "error" not in x] for k in quality} for r in runs}
     out: dict[str, bytes] = {}
     if any(values[r.name][k] for r in runs for k in quality):

@@ -152,9 +152,25 @@ def environment() -> dict[str, Any]:
     """Where the numbers were measured: Python, platform, CPU count, library versions."""
     from layerkit import __version__
 
-    return {"layerkit": __version__, "python": platform.python_version(), "platform": platform.platform(),
-            "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {"layerkit": __version__, "git": git_revision(), "python": platform.python_version(),
+            "platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "numpy": np.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def git_revision() -> str | None:
+    """Commit of the layerkit checkout in use (``+dirty`` with uncommitted changes), None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def fmt(value: Any, digits: int = 3) -> str:
