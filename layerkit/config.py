@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -56,10 +56,9 @@ class PipelineSettings:
     coarse_side: int = 512
     consistent: bool = True
     consistent_min_alpha: float = 0.001
-    extra: dict = field(default_factory=dict)
 
 
-_SETTINGS_KEYS = [f.name for f in dataclasses.fields(PipelineSettings) if f.name != "extra"]
+_SETTINGS_KEYS = [f.name for f in dataclasses.fields(PipelineSettings)]
 
 
 def config_dir(kind: str = "pipeline") -> Path:

@@ -124,7 +124,7 @@ class Pipeline:
         """The config that rebuilds this pipeline (reflects stages swapped by assignment)."""
         import dataclasses
 
-        cfg: dict[str, Any] = {"pipeline": {k: v for k, v in dataclasses.asdict(self.settings).items() if k != "extra"}}
+        cfg: dict[str, Any] = {"pipeline": dataclasses.asdict(self.settings)}
         for role, stage in self.components.items():
             if stage is None:
                 cfg[role] = {"backend": "none"}
