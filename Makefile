@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	@rm -rf $(DEMO_OUT)
-	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --box 350,2,472,290 -o $(DEMO_OUT)/shuttle --quiet
+	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --box 276,338,512,512 -o $(DEMO_OUT)/helmet --name helmet --quiet
 	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 215,110 -o $(DEMO_OUT)/astronaut.psd --quiet
-	@echo "layers written to: $(abspath $(DEMO_OUT))/shuttle/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/astronaut.psd"
+	@echo "layers written to: $(abspath $(DEMO_OUT))/helmet/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/astronaut.psd"
 
 test: install
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider

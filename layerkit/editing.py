@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from layerkit.errors import LayerkitError
+from layerkit.errors import EditError
 from layerkit.ops.compositing import over
 from layerkit.types import Layer, LayerStack
 
@@ -34,10 +34,6 @@ LayerRef = int | str
 
 #: edit operations understood by :func:`apply_edits` (name → function of this module)
 OPERATIONS: tuple[str, ...] = ("move", "scale", "rotate", "recolor", "duplicate", "remove", "reorder", "hide", "show", "merge")
-
-
-class EditError(LayerkitError):
-    """An edit names a missing layer, or cannot apply to the layer it names."""
 
 
 def resolve_index(stack: LayerStack, ref: LayerRef) -> int:

@@ -34,3 +34,7 @@ class OutputError(LayerkitError):
 
 class DataError(LayerkitError):
     """An evaluation or training data folder is missing files or malformed."""
+
+
+class EditError(LayerkitError):
+    """An edit names a missing layer or cannot be applied to it."""

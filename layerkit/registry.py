@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 from layerkit.errors import ConfigError
 
-ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner")
+ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer")
 #: Roles a pipeline can run without (``backend: none``).
-OPTIONAL_ROLES = ("generator", "grounder", "refiner")
+OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer")
 
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
@@ -46,6 +46,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     "refiner": {
         "wavelet": "layerkit.modules.refinement.wavelet:WaveletRefiner",
         "hfa": "layerkit.modules.refinement.hfa:HFARefiner",
+    },
+    # image → a whole stack in one call (Qwen-Image-Layered); used by Pipeline.layers(auto=True)
+    "multilayer": {
+        "qwen_layered": "layerkit.modules.multilayer.qwen_layered:QwenLayeredDecomposer",
     },
 }
 

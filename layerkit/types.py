@@ -300,6 +300,57 @@ class LayerStack:
 
         return load_stack(path)
 
+    # Editing by compositing only: each method returns a new stack; see :mod:`layerkit.editing`.
+    # ``ref`` is a layer index (0 = background) or name.
+    def move(self, ref: int | str, dx: float, dy: float) -> "LayerStack":
+        """Shift a layer by ``(dx, dy)`` pixels (integer shifts keep alpha bit-exact)."""
+        return _edit("move", self, ref, dx, dy)
+
+    def scale(self, ref: int | str, factor: float, center: tuple[float, float] | None = None) -> "LayerStack":
+        """Scale a layer about ``center`` (default: its alpha box centre)."""
+        return _edit("scale", self, ref, factor, center)
+
+    def rotate(self, ref: int | str, degrees: float, center: tuple[float, float] | None = None) -> "LayerStack":
+        """Rotate a layer counter-clockwise by ``degrees`` about ``center``."""
+        return _edit("rotate", self, ref, degrees, center)
+
+    def recolor(self, ref: int | str, hue: float = 0.0, saturation: float = 1.0, brightness: float = 1.0) -> "LayerStack":
+        """Shift hue (degrees) and scale saturation/brightness of a layer; alpha is untouched."""
+        return _edit("recolor", self, ref, hue, saturation, brightness)
+
+    def duplicate(self, ref: int | str, dx: int = 0, dy: int = 0, name: str | None = None) -> "LayerStack":
+        """Copy a layer above itself, shifted by ``(dx, dy)``."""
+        return _edit("duplicate", self, ref, dx, dy, name)
+
+    def remove(self, ref: int | str) -> "LayerStack":
+        return _edit("remove", self, ref)
+
+    def reorder(self, ref: int | str, position: int) -> "LayerStack":
+        """Move a layer to ``position`` in the bottom → top order."""
+        return _edit("reorder", self, ref, position)
+
+    def hide(self, ref: int | str) -> "LayerStack":
+        return _edit("hide", self, ref)
+
+    def show(self, ref: int | str) -> "LayerStack":
+        return _edit("show", self, ref)
+
+    def merge(self, first: int | str, last: int | str, name: str | None = None) -> "LayerStack":
+        """Merge the adjacent layers ``first`` … ``last`` into one."""
+        return _edit("merge", self, first, last, name)
+
+    def edit(self, edits: Sequence[Any]) -> "LayerStack":
+        """Apply a sequence of edits (see :func:`layerkit.editing.apply_edits`)."""
+        from layerkit.editing import apply_edits
+
+        return apply_edits(self, edits)
+
+
+def _edit(op: str, stack: LayerStack, *args: Any) -> LayerStack:
+    import layerkit.editing as editing
+
+    return getattr(editing, op)(stack, *args)
+
 
 @dataclass
 class DecompositionResult:

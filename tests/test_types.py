@@ -100,3 +100,18 @@ def test_solve_foreground_recomposes(composite):
     err = np.abs(a[..., None] * f + (1 - a[..., None]) * b - c)
     assert err[a > 1e-3].max() < 1e-5
     np.testing.assert_allclose(compose(f, a, b)[a > 1e-3], c[a > 1e-3], atol=1e-5)
+
+
+def test_layerstack_edit_methods_delegate(composite):
+    from layerkit.errors import EditError
+
+    stack = LayerStack([Layer.from_rgb(composite["bg"], name="background"),
+                        Layer.from_rgb(composite["fg"], composite["alpha"], name="disc")])
+    moved = stack.move("disc", 5, -3)
+    np.testing.assert_array_equal(moved[1].alpha[:-3, 5:], stack[1].alpha[3:, :-5])  # dy < 0: up
+    assert len(stack.duplicate(1, dx=10)) == 3
+    assert stack.hide("disc")[1].visible is False and stack[1].visible is True
+    np.testing.assert_array_equal(stack.recolor(1, hue=40)[1].alpha, stack[1].alpha)
+    assert stack.remove(1).names == ["background"]
+    with pytest.raises(EditError, match="no layer named 'lamp'"):
+        stack.move("lamp", 1, 1)

@@ -38,12 +38,12 @@ def pipeline_overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
-def build_pipeline(args: argparse.Namespace, spec: str | None = None) -> Any:
+def build_pipeline(args: argparse.Namespace, spec: str | None = None, check_weights: bool = True) -> Any:
     """Build the pipeline of ``spec`` (default ``--config``; ``NAME+OVERLAY`` specs allowed) with
     ``--set``/``--device``/``--seed``/``--max-pixels``."""
     from layerkit.evaluation.bench import build_from_spec
 
-    return build_from_spec(spec or args.config, pipeline_overrides(args))
+    return build_from_spec(spec or args.config, pipeline_overrides(args), check_weights=check_weights)
 
 
 def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> list[float]:
@@ -113,7 +113,10 @@ class Progress:
 
     def _show(self, stage: str) -> None:
         self._shown = True
-        print(f"  {stage:<10} running…", end="", file=self.stream, flush=True)
+        try:
+            print(f"  {stage:<10} running…", end="", file=self.stream, flush=True)
+        except ValueError:  # the stream was closed meanwhile (e.g. captured output at exit)
+            pass
 
 
 class Timer:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         if any(v != int(v) for v in values):
             raise PromptError(f"--fg-words {args.fg_words!r} must be whole numbers such as 0,1,2")
         foreground = [int(v) for v in values]
-    pipe = build_pipeline(args)
+    pipe = build_pipeline(args, check_weights=False)  # generate() checks every model it needs at once
     pipe.progress = Progress(enabled=not args.quiet)
     kw = {"name": args.name} if args.name else {}
     res = generate_result(pipe, args.text, foreground, seed=args.seed, height=args.height, width=args.width, **kw)

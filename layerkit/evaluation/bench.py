@@ -110,7 +110,7 @@ def spec_overrides(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ())
     return base, merged
 
 
-def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> Any:
+def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = (), check_weights: bool = True) -> Any:
     """Build the :class:`~layerkit.pipelines.decompose.Pipeline` of a config spec.
 
     Raises:
@@ -120,7 +120,7 @@ def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()
     from layerkit.pipelines.decompose import Pipeline
 
     base, merged = spec_overrides(spec, overrides)
-    return Pipeline.from_config(base, merged)
+    return Pipeline.from_config(base, merged, check_weights=check_weights)
 
 
 def run_config(pipe: Any, name: str, samples: Sequence[CompositeSample], prompt: str = "box", visuals: bool = False,

@@ -99,7 +99,7 @@ def geodesic_saliency(image: np.ndarray, n_segments: int = 300, tolerance: float
     return labels, np.where(np.isfinite(dist), dist, 0.0)
 
 
-def find_candidates(image: np.ndarray, *, min_contrast: float = 14.0, min_area: float = 2e-3, max_area: float = 0.5,
+def find_candidates(image: np.ndarray, *, min_contrast: float = 20.0, min_area: float = 4e-3, max_area: float = 0.5,
                     n_segments: int = 300, work_side: int = 256, tolerance: float = 4.0) -> list[Candidate]:
     """Salient object candidates of an image, best first (empty when nothing is salient).
 
@@ -169,8 +169,8 @@ def grounded_prompts(grounder: Any, image: np.ndarray, phrases: str = GENERIC_PH
 
 
 def auto_layers(pipe: Any, image: np.ndarray, *, max_layers: int = 20, merge: Sequence[tuple[int, int]] = (),
-                min_area: float = 5e-4, progress: ProgressFn | None = None, min_contrast: float = 14.0,
-                candidate_area: float = 2e-3) -> LayersResult:
+                min_area: float = 5e-4, progress: ProgressFn | None = None, min_contrast: float = 20.0,
+                candidate_area: float = 0.01) -> LayersResult:
     """Decompose ``image`` with no prompt; the method decides the number of layers (at most ``max_layers``).
 
     Uses, in this order of preference: the segmenter's ``automatic_masks`` (SAM), the pipeline's
@@ -186,7 +186,12 @@ def auto_layers(pipe: Any, image: np.ndarray, *, max_layers: int = 20, merge: Se
         progress: ``progress(done, total, message)``.
         min_contrast: saliency threshold (ΔE) of :func:`find_candidates`; the stopping rule.
         candidate_area: smallest candidate as a fraction of the image.
+
+    A candidate lying mostly within 2 % of the image side of an already peeled object is taken
+    for a leftover of it and skipped.
     """
+    import cv2
+
     limit = max_layers - 1
     masks_fn = getattr(getattr(pipe, "segmenter", None), "automatic_masks", None)
     if callable(masks_fn):
@@ -199,6 +204,8 @@ def auto_layers(pipe: Any, image: np.ndarray, *, max_layers: int = 20, merge: Se
     t0 = time.perf_counter()
     peeler = Peeler(pipe, image, min_area=min_area, progress=progress)
     footprint = np.zeros(image.shape[:2], bool)
+    near = np.ones((3, 3), np.uint8)
+    grow = max(1, round(0.02 * max(image.shape[:2])))  # leftovers at a peeled object's rim are not new objects
     tried: list[Box] = []
     index = 0
     while len(peeler.layers) < limit and index < 2 * limit + 2:
@@ -210,7 +217,7 @@ def auto_layers(pipe: Any, image: np.ndarray, *, max_layers: int = 20, merge: Se
         tried.append(c.box)
         rep = peeler.peel(index, c.prompt(), f"object_{index + 1}")
         if rep.status == "layer":
-            footprint |= peeler.alphas[-1] > 0.5
+            footprint |= cv2.dilate((peeler.alphas[-1] > 0.5).astype(np.uint8), near, iterations=grow).astype(bool)
         index += 1
     return peeler.result("auto", t0, merge)
 

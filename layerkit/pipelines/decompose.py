@@ -41,6 +41,8 @@ class Pipeline:
         refiner: optional (image, alpha, F, B) → (F, B).
         grounder: optional image + text → boxes; needed for text prompts.
         generator: optional text → image; needed by :meth:`generate`.
+        multilayer: optional image → whole layer stack backend (Qwen-Image-Layered), used by
+            :meth:`layers` in automatic mode.
         settings: pipeline-wide :class:`~layerkit.config.PipelineSettings`.
 
     Example:
@@ -51,7 +53,8 @@ class Pipeline:
     """
 
     def __init__(self, segmenter: Any, trimapper: Any, matter: Any, decomposer: Any, refiner: Any = None,
-                 grounder: Any = None, generator: Any = None, settings: PipelineSettings | None = None) -> None:
+                 grounder: Any = None, generator: Any = None, multilayer: Any = None,
+                 settings: PipelineSettings | None = None) -> None:
         self.generator = generator
         self.grounder = grounder
         self.segmenter = segmenter
@@ -59,18 +62,23 @@ class Pipeline:
         self.matter = matter
         self.decomposer = decomposer
         self.refiner = refiner
+        self.multilayer = multilayer
         self.settings = settings or PipelineSettings()
         self.progress: ProgressCallback | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, name_or_path: str | os.PathLike = "classical",
-                    overrides: Mapping[str, Any] | Sequence[str] | None = None, **kw_overrides: Any) -> "Pipeline":
+                    overrides: Mapping[str, Any] | Sequence[str] | None = None, *, check_weights: bool = True,
+                    **kw_overrides: Any) -> "Pipeline":
         """Build a pipeline from a shipped config name or a YAML path.
 
         Args:
             name_or_path: ``"classical"``, ``"layeringdiff"``… or a path to a YAML file.
             overrides: dotted overrides, as a mapping or ``["key=value", ...]``.
+            check_weights: check at once that every model the decomposition needs is on disk
+                (the generator and multi-layer backend are checked by :meth:`generate` and
+                :meth:`layers`); ``False`` defers all checks to the entry point.
             **kw_overrides: overrides as keywords, ``__`` standing for ``.``
                 (``matter__backend="vitmatte"``).
 
@@ -91,7 +99,8 @@ class Pipeline:
         if settings.name == "custom" and isinstance(name_or_path, str) and not name_or_path.endswith((".yaml", ".yml")):
             settings.name = name_or_path
         pipe = cls(settings=settings, **stages)
-        pipe.check_weights(tuple(r for r in ROLES if r != "generator"))  # the generator is checked by generate()
+        if check_weights:
+            pipe.check_weights(tuple(r for r in ROLES if r not in ("generator", "multilayer")))
         pipe.to(settings.device)
         return pipe
 
@@ -277,7 +286,6 @@ class Pipeline:
         """Text → composite (generator) → layers; see :func:`layerkit.pipelines.generate.generate_layers`."""
         from layerkit.pipelines.generate import generate_layers
 
-        self.check_weights()  # every model the text → layers run needs, in one message
         return generate_layers(self, text, foreground=foreground, **kwargs)
 
     def layers(self, image: ImageLike, prompts: Sequence[Prompt] | None = None, **kwargs: Any) -> LayerStack:

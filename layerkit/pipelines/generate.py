@@ -69,6 +69,7 @@ def generate_result(pipe: "Pipeline", text: str, foreground: str | Sequence[int]
     if pipe.generator is None:
         raise ConfigError(f"config {pipe.settings.name!r} has no generator; use --config layeringdiff or set "
                           "generator.backend=diffusers (and generator.model to a local folder or cached hub id)")
+    pipe.check_weights()  # every model of the text → layers run, named in one message
     phrase = foreground_phrase(text, foreground)
     seed = pipe.settings.seed if seed is None else int(seed)
     if pipe.progress:

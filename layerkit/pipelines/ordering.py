@@ -1,11 +1,17 @@
 """Front-to-back order of objects from their mutual occlusion, and duplicate detection.
 
-Given one visible-object alpha per prompt (each computed on the same image), the object in
-front is the one whose alpha **covers the other's overlap**: inside the intersection of the two
-objects' boxes (their approximate full extents), the front object is visible and the one behind
-is hidden. When both alphas claim the same pixels (a box segmenter often swallows an occluder
-lying inside its box), the object whose alpha lies more inside that contested region is taken
-as the front one (the occluder is wholly claimed; the object behind only partly).
+Given one alpha per prompt, all computed on the same image, two cues decide which of two
+overlapping objects is in front:
+
+* **contested pixels** — a box segmenter often swallows an occluder lying inside its box, so
+  both alphas claim the same pixels. Those pixels are given to the object whose uncontested
+  pixels' colours explain them better, and their owner is taken as the front object (the
+  swallowed pixels are the occluder's).
+* **cover** — otherwise, the object whose alpha covers more of the two objects' box overlap is
+  in front: there the front object is whole and the one behind has a bite taken out of it.
+
+On the synthetic 3-object set (visible-part boxes, the classical segmenter) these cues order
+about 75 % of overlapping pairs correctly; see ``docs/multilayer.md``.
 
 Boxes are ``(x0, y0, x1, y1)`` pixels with exclusive ends; alphas are ``H×W`` float in ``[0, 1]``.
 """
@@ -81,20 +87,58 @@ def prompts_equal(p: Prompt, q: Prompt, box_iou_min: float = 0.95, point_tol: fl
     return True
 
 
-def occlusion_score(alpha_i: np.ndarray, alpha_j: np.ndarray, box_i: Box | None, box_j: Box | None) -> float:
+def colour_histogram(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> np.ndarray:
+    """Normalised ``bins³`` RGB histogram (add-one smoothed) of the ``H×W×3`` image under ``mask``."""
+    q = np.clip((image[mask] * bins).astype(np.int64), 0, bins - 1)
+    h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins ** 3).astype(np.float64) + 1.0
+    return h / h.sum()
+
+
+def contested_owner(image: np.ndarray, alpha_i: np.ndarray, alpha_j: np.ndarray, bins: int = 8,
+                    min_pixels: int = 10) -> tuple[float, int]:
+    """Who owns the pixels both alphas claim (``> 0.5``), by colour.
+
+    Each contested pixel goes to the object whose uncontested pixels' colour histogram gives
+    its colour the higher likelihood. An object (almost) wholly inside the other's alpha owns
+    them outright: it was swallowed by the other's box segmentation.
+
+    Returns:
+        ``(share to i − share to j in [-1, 1], number of contested pixels)``; ``(0, n)`` when
+        there is too little to decide.
+    """
+    mi, mj = alpha_i > 0.5, alpha_j > 0.5
+    both = mi & mj
+    n = int(both.sum())
+    ei, ej = mi & ~both, mj & ~both
+    if n < min_pixels:
+        return 0.0, n
+    small_i, small_j = ei.sum() < max(min_pixels, 0.05 * mi.sum()), ej.sum() < max(min_pixels, 0.05 * mj.sum())
+    if small_i or small_j:  # one object lies inside the other's alpha: the swallowed one is the occluder
+        return float(small_i) - float(small_j), n
+    hi, hj = colour_histogram(image, ei, bins), colour_histogram(image, ej, bins)
+    q = np.clip((image[both] * bins).astype(np.int64), 0, bins - 1)
+    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    to_i = float((hi[idx] > hj[idx]).mean())
+    return 2.0 * to_i - 1.0, n
+
+
+def occlusion_score(alpha_i: np.ndarray, alpha_j: np.ndarray, box_i: Box | None, box_j: Box | None,
+                    image: np.ndarray | None = None, min_contest: float = 0.02) -> float:
     """How much object ``i`` is in front of object ``j``: ``> 0`` in front, ``< 0`` behind, ``0`` no evidence.
 
-    Two cues, each in ``[-1, 1]``, are summed and halved:
-
-    * **cover**: mean alpha of ``i`` minus mean alpha of ``j`` inside ``box_i ∩ box_j``;
-    * **containment**: the share of ``i``'s alpha inside the contested region
-      ``min(α_i, α_j)`` minus the share of ``j``'s (zero when the alphas do not overlap).
+    * **contested pixels** (with ``image``): when both alphas claim the same pixels (at least
+      ``min_contest`` of the smaller object), a box segmenter has swallowed the other object;
+      the pixels' owner by colour (:func:`contested_owner`) is taken as the front object.
+    * **cover** otherwise: mean alpha of ``i`` minus mean alpha of ``j`` inside
+      ``box_i ∩ box_j`` (the front object is whole there, the one behind has a bite out of it).
 
     Args:
         alpha_i: ``H×W`` alpha of object ``i`` in ``[0, 1]``.
         alpha_j: ``H×W`` alpha of object ``j``.
         box_i: extent of ``i`` (xyxy, exclusive ends), see :func:`object_box`.
         box_j: extent of ``j``.
+        image: ``H×W×3`` image the alphas were computed on (enables the contested-pixel cue).
+        min_contest: smallest contested share of the smaller object that decides by colour.
 
     Returns:
         Score in ``[-1, 1]``; antisymmetric: ``score(i, j) == -score(j, i)``.
@@ -102,18 +146,17 @@ def occlusion_score(alpha_i: np.ndarray, alpha_j: np.ndarray, box_i: Box | None,
     o = box_intersection(box_i, box_j)
     if o is None:
         return 0.0
+    if image is not None:
+        owner, n = contested_owner(image, alpha_i, alpha_j)
+        smaller = min(float((alpha_i > 0.5).sum()), float((alpha_j > 0.5).sum()))
+        if owner != 0.0 and smaller > 0 and n >= min_contest * smaller:
+            return owner
     x0, y0, x1, y1 = o
-    ai, aj = alpha_i[y0:y1, x0:x1], alpha_j[y0:y1, x0:x1]
-    cover = float(ai.mean() - aj.mean())
-    contested = float(np.minimum(ai, aj).sum())
-    containment = 0.0
-    if contested > 0:
-        si, sj = float(alpha_i.sum()), float(alpha_j.sum())
-        containment = (contested / si if si > 0 else 0.0) - (contested / sj if sj > 0 else 0.0)
-    return 0.5 * (cover + containment)
+    return float(alpha_i[y0:y1, x0:x1].mean() - alpha_j[y0:y1, x0:x1].mean())
 
 
-def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], tie: float = TIE) -> list[int]:
+def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], image: np.ndarray | None = None,
+                    tie: float = TIE) -> list[int]:
     """Front-to-back order of objects from pairwise :func:`occlusion_score`.
 
     The front-most remaining object is picked repeatedly: most pairwise wins minus losses against
@@ -123,6 +166,7 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], t
     Args:
         alphas: one ``H×W`` alpha per object, all computed on the same image.
         boxes: one extent per object (see :func:`object_box`).
+        image: the ``H×W×3`` image the alphas come from (enables the contested-pixel cue).
         tie: scores below this magnitude count as no evidence.
 
     Returns:
@@ -134,7 +178,7 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], t
     s = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            s[i, j] = occlusion_score(alphas[i], alphas[j], boxes[i], boxes[j])
+            s[i, j] = occlusion_score(alphas[i], alphas[j], boxes[i], boxes[j], image)
             s[j, i] = -s[i, j]
     remaining = list(range(n))
     order: list[int] = []

@@ -326,13 +326,17 @@ def peel_layers(pipe: Any, image: ImageLike, prompts: Sequence[Prompt] | None = 
 
 def _auto_order(peeler: Peeler, prompts: Sequence[Prompt], names: Sequence[str], keep: list[int],
                 first: dict[int, tuple[DecompositionResult, float]], dup_iou: float) -> list[int]:
-    """First pass on the input: drop empties and repeats of one object, then order by occlusion."""
+    """First pass on the input: drop repeats of one object, order the rest by occlusion.
+
+    An object not found on the input is tried again last, on the final completed background
+    (the objects in front of it may have hidden it from the segmenter).
+    """
     found: list[int] = []
+    retry: list[int] = []
     for i in keep:
         res, reason, dt = peeler.run(prompts[i], names[i], image=peeler.image)
         if res is None or float(res.alpha.sum()) / peeler.pixels < peeler.min_area:
-            detail = reason or "alpha is (almost) empty"
-            peeler._report(ObjectReport(i, names[i], "empty", detail=detail, seconds=dt))
+            retry.append(i)
             continue
         dup = None
         for k in found:
@@ -349,7 +353,7 @@ def _auto_order(peeler: Peeler, prompts: Sequence[Prompt], names: Sequence[str],
         found.append(i)
     alphas = [first[i][0].alpha for i in found]
     boxes = [object_box(first[i][0].alpha, first[i][0].prompt) for i in found]
-    return [found[k] for k in occlusion_order(alphas, boxes)]
+    return [found[k] for k in occlusion_order(alphas, boxes, peeler.image)] + retry
 
 
 def backend_layers(backend: Any, image: np.ndarray, max_layers: int = MAX_LAYERS,

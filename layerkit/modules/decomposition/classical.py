@@ -58,6 +58,8 @@ class ClassicalDecomposer:
         if self.hole_dilate > 0 and hole.any():
             k = 2 * self.hole_dilate + 1
             hole = cv2.dilate(hole.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+        if hole.all():  # nothing visible to fill from: keep the estimation's smooth background
+            return np.clip(fg, 0, 1), np.clip(bg, 0, 1)
         visible_bg = np.where((alpha <= 0)[..., None], image, bg)
         bg = inpaint(visible_bg, hole, self.inpaint_method)
         return np.clip(fg, 0, 1), np.clip(bg, 0, 1)

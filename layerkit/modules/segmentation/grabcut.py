@@ -94,6 +94,8 @@ class GrabCutSegmenter:
             if best is None or score > best_score:
                 best, best_score = mask, score
         mask = best  # type: ignore[assignment]
+        if prompt.points is not None:
+            mask = keep_pointed_components(mask, prompt.points * k, prompt.labels)  # type: ignore[arg-type]
         if not mask.any():
             return np.zeros((h, w), bool)
         if k < 1:
@@ -226,3 +228,22 @@ def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> flo
     hf = np.bincount(idx[mask], minlength=bins ** 3) / mask.sum()
     hb = np.bincount(idx[ring], minlength=bins ** 3) / ring.sum()
     return float(1.0 - np.minimum(hf, hb).sum())
+
+
+def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Keep the 8-connected parts of ``mask`` that contain a positive point.
+
+    A point names one object; GrabCut may also return distant regions of similar colour. If no
+    positive point lies on the mask, it is returned unchanged.
+    """
+    import cv2
+
+    n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    h, w = mask.shape
+    keep = {int(comp[min(int(y), h - 1), min(int(x), w - 1)]) for (x, y), lab in zip(points, labels) if lab == 1}
+    keep.discard(0)
+    if not keep:
+        return mask
+    return np.isin(comp, list(keep))
