@@ -5,6 +5,7 @@ components only (diffusers ``get_dummy_components`` style) — plumbing, not qua
 from __future__ import annotations
 
 import json
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -18,6 +19,15 @@ from layerkit.ops.latent import alpha_channels, alpha_condition, pad_to_multiple
 TINY_UNET = dict(block_out_channels=(4, 8), layers_per_block=1, sample_size=8, norm_num_groups=2,
                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=8, attention_head_dim=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared, oversubscribed CPU, two spinning threads are much slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def tiny_vae():
@@ -169,3 +179,18 @@ def test_pipeline_check_weights_names_the_key(tmp_path) -> None:
 
     with pytest.raises(MissingModelError, match="decomposer.model"):
         Pipeline.from_config("classical", {"decomposer.backend": "fbdd", "decomposer.model": str(tmp_path / "x")})
+
+
+def test_sample_grid_figure(tmp_path, model_dir: str) -> None:
+    from PIL import Image
+
+    from layerkit.training.plots import fbdd_samples
+
+    yy, xx = np.mgrid[:24, :24]
+    a = np.clip((9 - np.hypot(yy - 12, xx - 12)) * 2, 0, 1)
+    fg = np.dstack([np.full_like(a, 0.9), 0.2 + 0 * a, 0.1 + 0 * a, a])
+    Image.fromarray((fg * 255).astype(np.uint8), "RGBA").save(tmp_path / "fg.png")
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(tmp_path / "bg.png")
+    out = fbdd_samples(model_dir, [str(tmp_path / "fg.png")], [str(tmp_path / "bg.png")] * 2, tmp_path / "grid.png",
+                       size=16, steps=1)
+    assert Image.open(out).size == (7 * 16, 2 * 16)  # 7 columns, one row per composite

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pytest
 import torch
 
 from layerkit.errors import ConfigError, MissingModelError
 from layerkit.modules.refinement.hfa import HFARefiner
-from layerkit.modules.refinement.hfa_nets import (AlignmentNet, copy_visible, load_checkpoint, save_checkpoint,
+from layerkit.modules.refinement.hfa_nets import (GATE_INIT, AlignmentNet, copy_visible, load_checkpoint, save_checkpoint,
                                                   transfer_high_bands)
 from layerkit.training.losses import (ban_loss, band_sharpness, bg_psnr_occluded, fg_l1_weighted,
                                       high_frequency_loss, masked_mse)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared, oversubscribed CPU, two spinning threads are much slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _batch(h: int = 20, w: int = 28, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -19,14 +30,15 @@ def _batch(h: int = 20, w: int = 28, seed: int = 0) -> tuple[torch.Tensor, torch
     return torch.rand(2, 3, h, w, generator=g), torch.rand(2, 1, h, w, generator=g), torch.rand(2, 3, h, w, generator=g)
 
 
-def test_untrained_net_is_mean_of_estimate_and_prior() -> None:
+def test_untrained_net_starts_from_the_estimate() -> None:
     torch.manual_seed(0)
     net = AlignmentNet("background", channels=(4, 8, 8), prior_levels=2)
     c, a, x = _batch(21, 27)  # odd sizes: padded and cropped back
     assert net(c, a, x).shape == x.shape
     c, a, x = _batch(24, 32)
     out = net(c, a, x)
-    expected = 0.5 * (x + net.prior(c, a, x))
+    g = torch.sigmoid(torch.tensor(GATE_INIT))
+    expected = x + g * (net.prior(c, a, x) - x)
     assert torch.allclose(out, expected, atol=1e-5)
 
 
@@ -130,3 +142,28 @@ def test_pipeline_reports_missing_hfa_checkpoint(tmp_path) -> None:
 
     with pytest.raises(MissingModelError, match="refiner.checkpoint"):
         Pipeline.from_config("classical", {"refiner.backend": "hfa", "refiner.checkpoint": str(tmp_path / "x.pt")})
+
+
+def test_compare_refiners_on_a_sample_folder(tmp_path) -> None:
+    from PIL import Image
+
+    from conftest import make_composite
+    from layerkit.modules.refinement.wavelet import WaveletRefiner
+    from layerkit.training.compare import compare
+
+    def u8(x: np.ndarray) -> np.ndarray:
+        return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+    for i in range(2):
+        c = make_composite(37, 45, seed=i)
+        d = tmp_path / f"{i:04d}"
+        d.mkdir()
+        Image.fromarray(u8(c["image"])).save(d / "composite.png")
+        Image.fromarray(u8(c["alpha"])).save(d / "gt_alpha.png")
+        Image.fromarray(u8(np.dstack([c["fg"], c["alpha"]])), "RGBA").save(d / "gt_fg.png")
+        Image.fromarray(u8(c["bg"])).save(d / "gt_bg.png")
+    report = compare(tmp_path, {"none": lambda c, a, f, b: (f, b), "wavelet": WaveletRefiner()}, cache=tmp_path / "cache")
+    assert set(report["per_sample"]) == {"0000", "0001"} and len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    for name in ("none", "wavelet"):
+        m = report["mean"][name]
+        assert 10 < m["bg_psnr_occ"] < 80 and 0 <= m["fg_l1"] < 0.2 and np.isfinite(m["bg_band_hf_db"])

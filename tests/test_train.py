@@ -5,6 +5,7 @@ and config errors. Foreground/background folders are made in code under ``tmp_pa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -20,6 +21,15 @@ TINY_UNET = {"block_out_channels": [4, 8], "layers_per_block": 1, "norm_num_grou
              "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"]}
 TINY_DATA = ["data.size=32", "data.batch_size=2", "data.num_workers=0", "data.train_samples=4", "data.val_samples=2",
              "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.enable_progress_bar=false", "val_images=2"]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared, oversubscribed CPU, two spinning threads are much slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +68,8 @@ def tiny_overrides(task: str, vae_dir: str) -> list[str]:
         return ["model.channels=[4, 8]", "data.hat=degrade"]
     if task == "vae":
         return ["model.block_out_channels=[4, 8]", "model.norm_num_groups=2"]
-    return ["model.pretrained=null", f"model.vae={vae_dir}", f"model.unet={TINY_UNET}", "model.val_steps=2",
-            "model.val_samples=1", "optim.ema_decay=0.9"]
+    return ["model.pretrained=null", f"model.vae={vae_dir}", f"model.unet={TINY_UNET}", "model.sample_steps=2",
+            "model.sample_images=1", "optim.ema_decay=0.9"]
 
 
 def _run(name: str, folders: dict, out: Path, extra: list[str], resume: str | None = None) -> dict:
@@ -168,3 +178,25 @@ def test_datamodule_split_and_samples(folders: dict) -> None:
         CompositeDataModule("/nonexistent/fg", folders["bg"]).setup()
     with pytest.raises(DataError, match="data.hat"):
         CompositeDataModule(folders["fg"], folders["bg"], hat="gan")
+
+
+def test_loss_curve_plot(tmp_path) -> None:
+    from layerkit.training.plots import plot_curves, read_metrics, smooth
+
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text("epoch,step,train/loss,val/loss\n0,9,1.0,\n0,19,0.5,\n0,19,,0.6\n1,29,0.25,\n")
+    data = read_metrics(csv_path)
+    assert data["train/loss"][1].tolist() == [1.0, 0.5, 0.25] and data["val/loss"][0].tolist() == [19.0]
+    assert smooth(np.array([1.0, 3.0, 5.0]), 2).tolist() == [1.0, 2.0, 4.0]
+    out = plot_curves(csv_path, ["train/loss", "val/loss"], tmp_path / "loss.png", window=2)
+    assert Image.open(out).size[0] > 100
+    with pytest.raises(KeyError, match="logged"):
+        plot_curves(csv_path, ["val/psnr"], tmp_path / "x.png")
+
+
+def test_bf16_mixed_with_tensorboard(folders: dict, tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    result = _run("hfa_tiny", folders, out, ["trainer.max_epochs=1", "trainer.precision=bf16-mixed", "logger=tensorboard"])
+    assert np.isfinite(result["metrics"]["val/loss"])
+    assert list((out / "logs").glob("version_*/events.out.tfevents.*"))

@@ -37,6 +37,7 @@ class TrainModule(L.LightningModule):
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.ema = AveragedModel(self.nets, multi_avg_fn=get_ema_multi_avg_fn(float(ema_decay)), use_buffers=True)
+            self.ema.requires_grad_(False)
         #: ``{name: B×3×H×W}`` images of the first validation batch, read by the image callback
         self.val_images: dict[str, torch.Tensor] = {}
 

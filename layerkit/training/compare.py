@@ -63,7 +63,7 @@ def score(f: np.ndarray, b: np.ndarray, gt: dict[str, np.ndarray]) -> dict[str, 
 
 
 def compare(root: str | Path, refiners: dict[str, Refiner], cache: str | Path | None = None,
-            samples: Sequence[str] | None = None) -> dict[str, Any]:
+            samples: Sequence[str] | None = None, decomposer: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score every refiner on every sample folder under ``root``.
 
     Args:
@@ -71,6 +71,8 @@ def compare(root: str | Path, refiners: dict[str, Refiner], cache: str | Path | 
         refiners: ``{name: refiner}``; ``"none"`` may map to an identity to score ``F̂``/``B̂``.
         cache: folder for the classical ``F̂``/``B̂`` (``.npz`` per sample), reused if present.
         samples: sample folder names (default: all).
+        decomposer: ``ClassicalDecomposer`` arguments (default: its defaults, as in the
+            ``classical`` pipeline).
 
     Returns:
         ``{"per_sample": {sample: {refiner: metrics}}, "mean": {refiner: metrics}}``.
@@ -81,7 +83,7 @@ def compare(root: str | Path, refiners: dict[str, Refiner], cache: str | Path | 
     names = list(samples) if samples else sorted(p.name for p in root.iterdir() if (p / "composite.png").is_file())
     if not names:
         raise DataError(f"no sample folders (NNNN/composite.png) under {str(root)!r}")
-    decomposer = ClassicalDecomposer()
+    classical = ClassicalDecomposer(**(decomposer or {}))
     per: dict[str, dict[str, dict[str, float]]] = {}
     for name in names:
         gt = load_sample(root / name)
@@ -90,7 +92,7 @@ def compare(root: str | Path, refiners: dict[str, Refiner], cache: str | Path | 
             z = np.load(hit)
             f_hat, b_hat = z["fg_hat"], z["bg_hat"]
         else:
-            f_hat, b_hat = decomposer(gt["image"], gt["alpha"])
+            f_hat, b_hat = classical(gt["image"], gt["alpha"])
             if hit is not None:
                 hit.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(hit, fg_hat=f_hat, bg_hat=b_hat)
@@ -108,8 +110,8 @@ def compare(root: str | Path, refiners: dict[str, Refiner], cache: str | Path | 
 def _pad(x: np.ndarray, multiple: int) -> np.ndarray:
     """Edge-pad the bottom/right of an ``H×W[×C]`` array to a multiple of ``multiple``.
 
-    Every refiner gets the same padded input (the weight-free wavelet refiner fails on sizes
-    that are not a multiple of ``2**levels``); scores are taken on the original pixels.
+    Every refiner gets the same padded input, whose size every Haar level and net divides
+    (earlier weight-free refiners failed on other sizes); scores use the original pixels only.
     """
     ph, pw = (-x.shape[0]) % multiple, (-x.shape[1]) % multiple
     return np.pad(x, ((0, ph), (0, pw)) + ((0, 0),) * (x.ndim - 2), mode="edge") if (ph or pw) else x
@@ -122,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--checkpoint", action="append", default=[], help="HFA checkpoint (repeatable)")
     ap.add_argument("--cache", default=None, help="folder caching the classical F̂/B̂")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--inpaint", default=None, help="classical decomposer's inpaint_method (default: its default)")
+    ap.add_argument("--hole-alpha", type=float, default=None, help="classical decomposer's hole_alpha")
     ap.add_argument("-o", "--output", default=None, help="write the JSON report here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -132,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "wavelet": WaveletRefiner()}
     for ck in args.checkpoint:
         refiners[f"hfa:{ck}"] = HFARefiner(checkpoint=ck)
-    report = compare(args.root, refiners, cache=args.cache)
+    dec = {k: v for k, v in (("inpaint_method", args.inpaint), ("hole_alpha", args.hole_alpha)) if v is not None}
+    report = compare(args.root, refiners, cache=args.cache, decomposer=dec)
+    report["decomposer"] = dec
     text = json.dumps(report, indent=1)
     if args.output:
         Path(args.output).write_text(text)

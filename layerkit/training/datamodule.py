@@ -111,8 +111,8 @@ class CompositeDataModule(L.LightningDataModule):
         val_fraction: share of foreground and of background files held out for validation.
         seed: seed of the split and of the validation samples.
         hat: source of ``F̂``/``B̂``: ``none``, ``classical`` or ``degrade``.
-        hat_inpaint: inpainting method of the classical decomposer (``hat: classical``); use the
-            one of the pipeline the refiner will run in.
+        hat_inpaint: inpainting method of the classical decomposer (``hat: classical``); None =
+            its default (the ``classical`` pipeline's); set it to the pipeline the refiner runs in.
         fg_scale: ``[min, max]`` foreground scale relative to its file.
         bg_scale: ``[min, max]`` background scale relative to its file.
         band_prob: probability that a window is centred on the soft band of the matte.
@@ -122,7 +122,7 @@ class CompositeDataModule(L.LightningDataModule):
 
     def __init__(self, fg_dir: str | None = None, bg_dir: str | None = None, size: int = 128, batch_size: int = 8,
                  num_workers: int = 1, train_samples: int = 2000, val_samples: int = 32, val_fraction: float = 0.15,
-                 seed: int = 0, hat: str = "classical", hat_inpaint: str = "telea", fg_scale: Sequence[float] = (0.5, 1.5),
+                 seed: int = 0, hat: str = "classical", hat_inpaint: str | None = None, fg_scale: Sequence[float] = (0.5, 1.5),
                  bg_scale: Sequence[float] = (0.5, 1.0), band_prob: float = 0.7, jitter: float = 0.1,
                  fill_foreground: bool = False) -> None:
         super().__init__()

@@ -31,13 +31,13 @@ class FBDDModule(TrainModule):
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up steps.
         ema_decay: EMA decay of the model (0 = off).
-        val_steps: denoising steps of the validation samples.
-        val_scheduler: scheduler of the validation samples (``ddim``, ``dpm++``, …).
-        val_samples: images sampled at each validation.
+        sample_steps: denoising steps of the validation samples.
+        sample_scheduler: scheduler of the validation samples (``ddim``, ``dpm++``, …).
+        sample_images: images sampled at each validation.
     """
 
     def __init__(self, model: nn.Module, lr: float = 1e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
-                 ema_decay: float = 0.0, val_steps: int = 10, val_scheduler: str = "ddim", val_samples: int = 4) -> None:
+                 ema_decay: float = 0.0, sample_steps: int = 10, sample_scheduler: str = "ddim", sample_images: int = 4) -> None:
         super().__init__({"fbdd": model}, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, ema_decay=ema_decay)
         self.save_hyperparameters(ignore=["model"])
         from diffusers import DDPMScheduler
@@ -70,12 +70,12 @@ class FBDDModule(TrainModule):
         n = batch["image"].shape[0]
         gen = torch.Generator().manual_seed(1000 + batch_idx)
         self.log_dict({f"val/{k}": v for k, v in self.losses(batch, model, gen).items()}, batch_size=n)
-        if batch_idx != 0 or self.hparams.val_samples <= 0:
+        if batch_idx != 0 or self.hparams.sample_images <= 0:
             return
         from layerkit.modules.decomposition.fbdd import FBDDDecomposer
 
-        sampler = FBDDDecomposer(scheduler=self.hparams.val_scheduler, steps=self.hparams.val_steps)
-        k = min(n, int(self.hparams.val_samples))
+        sampler = FBDDDecomposer(scheduler=self.hparams.sample_scheduler, steps=self.hparams.sample_steps)
+        k = min(n, int(self.hparams.sample_images))
         pairs = [sampler.sample(model, batch["image"][i:i + 1], batch["alpha"][i:i + 1]) for i in range(k)]
         f = torch.cat([p[0] for p in pairs]).float()
         b = torch.cat([p[1] for p in pairs]).float()
@@ -100,7 +100,7 @@ def build(model: dict[str, Any], optim: dict[str, Any]) -> FBDDModule:
     ``model`` keys: ``pretrained`` (SD2-inpainting hub id or folder; None = from scratch),
     ``vae`` (AutoencoderKL folder or hub id; required from scratch), ``alpha_layout``,
     ``unet`` (``UNet2DConditionModel`` arguments, from scratch), ``scheduler`` (noise-schedule
-    overrides), ``null_tokens``, and the module's ``val_steps``, ``val_scheduler``, ``val_samples``.
+    overrides), ``null_tokens``, and the module's ``sample_steps``, ``sample_scheduler``, ``sample_images``.
     """
     from layerkit.errors import ConfigError
     from layerkit.modules.decomposition.fbdd_nets import FBDDModel

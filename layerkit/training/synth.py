@@ -31,7 +31,8 @@ class SynthParams:
             (``0 < α < 1``) rather than anywhere on the object.
         jitter: strength of the colour jitter (brightness, contrast, saturation, channel gains).
         hat: ``"none"``, ``"classical"`` or ``"degrade"`` (see the module docstring).
-        hat_inpaint: the classical decomposer's inpainting method (match the pipeline's).
+        hat_inpaint: the classical decomposer's inpainting method (None = its default, as in
+            the ``classical`` pipeline).
         fill_foreground: extend ``F``'s colours beyond ``α = 0`` (smooth, for latent targets).
     """
 
@@ -41,7 +42,7 @@ class SynthParams:
     band_prob: float = 0.7
     jitter: float = 0.1
     hat: str = "classical"
-    hat_inpaint: str = "telea"
+    hat_inpaint: str | None = None
     fill_foreground: bool = False
 
 
@@ -155,7 +156,7 @@ def make_sample(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: Syn
     if p.hat == "classical":
         from layerkit.modules.decomposition.classical import ClassicalDecomposer
 
-        out["fg_hat"], out["bg_hat"] = ClassicalDecomposer(inpaint_method=p.hat_inpaint)(C, alpha)
+        out["fg_hat"], out["bg_hat"] = ClassicalDecomposer(**({"inpaint_method": p.hat_inpaint} if p.hat_inpaint else {}))(C, alpha)
     elif p.hat == "degrade":
         out["fg_hat"] = degrade(fill_colors(F, alpha), rng)
         out["bg_hat"] = np.where(a > 0, degrade(B, rng), B).astype(np.float32)

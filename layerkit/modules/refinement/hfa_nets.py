@@ -15,7 +15,8 @@ Design (a small UNet working on Haar bands):
    high) of a correction ``Δ``: ``X = X̂ + g·(prior − X̂) + Δ``. The gate lets the net use the
    composite's detail only where it belongs to the layer (in the soft band ``C``'s detail also
    holds the edge between ``F`` and ``B``, which belongs to neither). The last convolution is
-   zero-initialised: an untrained net returns the mean of ``X̂`` and the prior.
+   zero-initialised with a gate bias of :data:`GATE_INIT`: an untrained net returns ``X̂``
+   plus 2 % of the prior's change, and training decides where the composite's detail helps.
 
 The exact-copy rule (``F = C`` where ``α = 1``, ``B = C`` where ``α = 0``) is
 :func:`copy_visible`, applied after the net by the refiner and in training.
@@ -35,6 +36,8 @@ from layerkit.ops.latent import crop_to, pad_to_multiple
 
 #: ``layer`` names a net can align
 LAYERS = ("foreground", "background")
+#: initial logit of the gate (sigmoid(−4) ≈ 0.018: start from the decoded layer)
+GATE_INIT = -4.0
 #: ``format`` tag of an exported HFA checkpoint
 CHECKPOINT_FORMAT = "layerkit-hfa-v1"
 
@@ -133,6 +136,8 @@ class AlignmentNet(nn.Module):
         self.head = nn.Conv2d(channels[0], 12 + 4, 3, padding=1)  # Δ's Haar coefficients + the gate's
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.bias[12] = 2.0 * GATE_INIT  # inverse Haar halves the low band: logit = GATE_INIT
 
     @property
     def config(self) -> dict[str, Any]:
