@@ -45,3 +45,15 @@ def image_file(tmp_path, composite) -> str:
     p = tmp_path / "photo.png"
     Image.fromarray((composite["image"] * 255 + 0.5).astype(np.uint8)).save(p)
     return str(p)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One torch intra-op thread in tests: on a small shared CPU two spinning threads are far slower
+    (a one-batch training test took 204 s with two threads under load, 1.2 s with one)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -5,7 +5,8 @@ components only (diffusers ``get_dummy_components`` style) — plumbing, not qua
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,16 +22,7 @@ TINY_UNET = dict(block_out_channels=(4, 8), layers_per_block=1, sample_size=8, n
                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=8, attention_head_dim=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared, oversubscribed CPU, two spinning threads are much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_vae():
+def tiny_vae() -> Any:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
@@ -39,7 +31,7 @@ def tiny_vae():
 
 
 @pytest.fixture
-def model_dir(tmp_path) -> str:
+def model_dir(tmp_path: Path) -> str:
     torch.manual_seed(0)
     model = FBDDModel.from_scratch(tiny_vae(), TINY_UNET, "unshuffle")
     return str(model.save_pretrained(tmp_path / "fbdd"))
@@ -104,7 +96,7 @@ def test_batched_and_sequential_layers_agree(model_dir: str) -> None:
     assert np.allclose(f1, f2, atol=1e-5) and np.allclose(b1, b2, atol=1e-5)
 
 
-def test_resize_layout_round_trip(tmp_path) -> None:
+def test_resize_layout_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = FBDDModel.from_scratch(tiny_vae(), TINY_UNET, "resize").save_pretrained(tmp_path / "m")
     dec = FBDDDecomposer(model=str(path), steps=1, resolution=0)
@@ -113,7 +105,7 @@ def test_resize_layout_round_trip(tmp_path) -> None:
     assert f.shape == (8, 8, 3) and np.isfinite(b).all()
 
 
-def _tiny_inpainting_folder(root) -> str:
+def _tiny_inpainting_folder(root: Path) -> str:
     """An SD2-inpainting-shaped folder: unet (9 channels), vae, tokenizer, text_encoder, scheduler."""
     from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -134,7 +126,7 @@ def _tiny_inpainting_folder(root) -> str:
     return str(root)
 
 
-def test_from_inpainting_widens_and_stores_the_null_prompt(tmp_path) -> None:
+def test_from_inpainting_widens_and_stores_the_null_prompt(tmp_path: Path) -> None:
     from diffusers import UNet2DConditionModel
 
     src = _tiny_inpainting_folder(tmp_path / "sd2")
@@ -151,7 +143,7 @@ def test_from_inpainting_widens_and_stores_the_null_prompt(tmp_path) -> None:
     assert np.isfinite(f).all() and np.isfinite(b).all()
 
 
-def test_missing_weights_offline(tmp_path, model_dir: str) -> None:
+def test_missing_weights_offline(tmp_path: Path, model_dir: str) -> None:
     assert "no FBDD model set" in FBDDDecomposer().missing_weights()[0]
     assert "does not exist" in FBDDDecomposer(model=str(tmp_path / "none")).missing_weights()[0]
     (line,) = FBDDDecomposer(model="someone/fbdd-model").missing_weights()
@@ -174,14 +166,14 @@ def test_bad_settings() -> None:
         FBDDDecomposer(steps=0)
 
 
-def test_pipeline_check_weights_names_the_key(tmp_path) -> None:
+def test_pipeline_check_weights_names_the_key(tmp_path: Path) -> None:
     from layerkit.pipelines.decompose import Pipeline
 
     with pytest.raises(MissingModelError, match="decomposer.model"):
         Pipeline.from_config("classical", {"decomposer.backend": "fbdd", "decomposer.model": str(tmp_path / "x")})
 
 
-def test_sample_grid_figure(tmp_path, model_dir: str) -> None:
+def test_sample_grid_figure(tmp_path: Path, model_dir: str) -> None:
     from PIL import Image
 
     from layerkit.training.plots import fbdd_samples

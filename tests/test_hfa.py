@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +14,6 @@ from layerkit.modules.refinement.hfa_nets import (GATE_INIT, AlignmentNet, copy_
                                                   transfer_high_bands)
 from layerkit.training.losses import (ban_loss, band_sharpness, bg_psnr_occluded, fg_l1_weighted,
                                       high_frequency_loss, masked_mse)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared, oversubscribed CPU, two spinning threads are much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _batch(h: int = 20, w: int = 28, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -91,7 +82,7 @@ def test_losses() -> None:
     assert torch.allclose(ratio, torch.ones(2)) and torch.all(err > 60)
 
 
-def _checkpoint(tmp_path, channels=(4, 8)) -> tuple[str, AlignmentNet, AlignmentNet]:
+def _checkpoint(tmp_path: Path, channels: tuple[int, ...] = (4, 8)) -> tuple[str, AlignmentNet, AlignmentNet]:
     torch.manual_seed(0)
     fan, ban = AlignmentNet("foreground", channels), AlignmentNet("background", channels)
     for net in (fan, ban):  # non-trivial weights, so the round trip is meaningful
@@ -101,7 +92,7 @@ def _checkpoint(tmp_path, channels=(4, 8)) -> tuple[str, AlignmentNet, Alignment
     return str(path), fan, ban
 
 
-def test_checkpoint_round_trip(tmp_path) -> None:
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
     path, fan0, ban0 = _checkpoint(tmp_path)
     data = torch.load(path, map_location="cpu", weights_only=True)
     assert data["format"] == "layerkit-hfa-v1" and data["meta"] == {"note": "test"}
@@ -114,7 +105,7 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         assert torch.equal(ban(c, a, x), ban0(c, a, x))
 
 
-def test_refiner_stage(tmp_path, composite: dict) -> None:
+def test_refiner_stage(tmp_path: Path, composite: dict) -> None:
     ref = HFARefiner(checkpoint=_checkpoint(tmp_path)[0])
     assert ref.missing_weights() == []
     img, alpha = composite["image"], composite["alpha"]
@@ -125,7 +116,7 @@ def test_refiner_stage(tmp_path, composite: dict) -> None:
     assert np.array_equal(b[alpha <= 0.001], img[alpha <= 0.001])
 
 
-def test_refiner_missing_and_bad_checkpoints(tmp_path, composite: dict) -> None:
+def test_refiner_missing_and_bad_checkpoints(tmp_path: Path, composite: dict) -> None:
     missing = HFARefiner(checkpoint=str(tmp_path / "nope.pt"))
     (line,) = missing.missing_weights()
     assert "refiner.checkpoint" in line and "nope.pt" in line
@@ -137,14 +128,14 @@ def test_refiner_missing_and_bad_checkpoints(tmp_path, composite: dict) -> None:
         HFARefiner(checkpoint=str(bad)).nets()
 
 
-def test_pipeline_reports_missing_hfa_checkpoint(tmp_path) -> None:
+def test_pipeline_reports_missing_hfa_checkpoint(tmp_path: Path) -> None:
     from layerkit.pipelines.decompose import Pipeline
 
     with pytest.raises(MissingModelError, match="refiner.checkpoint"):
         Pipeline.from_config("classical", {"refiner.backend": "hfa", "refiner.checkpoint": str(tmp_path / "x.pt")})
 
 
-def test_compare_refiners_on_a_sample_folder(tmp_path) -> None:
+def test_compare_refiners_on_a_sample_folder(tmp_path: Path) -> None:
     from PIL import Image
 
     from conftest import make_composite

@@ -5,7 +5,6 @@ and config errors. Foreground/background folders are made in code under ``tmp_pa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -23,17 +22,8 @@ TINY_DATA = ["data.size=32", "data.batch_size=2", "data.num_workers=0", "data.tr
              "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.enable_progress_bar=false", "val_images=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared, oversubscribed CPU, two spinning threads are much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, str]:
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """3 RGBA foregrounds (soft-edged blobs) and 3 textured backgrounds."""
     root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
@@ -52,7 +42,7 @@ def folders(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_vae_dir(tmp_path_factory) -> str:
+def tiny_vae_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
@@ -81,7 +71,7 @@ def _run(name: str, folders: dict, out: Path, extra: list[str], resume: str | No
 
 
 @pytest.mark.parametrize("name", available_configs("train"))
-def test_fast_dev_run_of_every_config(name: str, folders: dict, tiny_vae_dir: str, tmp_path) -> None:
+def test_fast_dev_run_of_every_config(name: str, folders: dict, tiny_vae_dir: str, tmp_path: Path) -> None:
     task = load_train_config(name)["task"]
     result = _run(name, folders, tmp_path / "run", tiny_overrides(task, tiny_vae_dir) + ["trainer.fast_dev_run=true"])
     assert result["export"] and Path(result["export"]).exists()
@@ -106,11 +96,11 @@ def test_overfit_one_batch() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
-def test_resume_and_pipeline_round_trip(folders: dict, tmp_path, composite: dict) -> None:
+def test_resume_and_pipeline_round_trip(folders: dict, tmp_path: Path, composite: dict) -> None:
     from layerkit.pipelines.decompose import Pipeline
     from layerkit.types import Prompt
 
@@ -128,7 +118,7 @@ def test_resume_and_pipeline_round_trip(folders: dict, tmp_path, composite: dict
     assert type(pipe.refiner).__name__ == "HFARefiner" and pipe.refiner.meta["task"] == "hfa"
 
 
-def test_cli(folders: dict, tmp_path, capsys) -> None:
+def test_cli(folders: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from layerkit.cli import main
 
     args = ["train", "hfa_tiny", "--set", f"data.fg_dir={folders['fg']}", f"data.bg_dir={folders['bg']}",
@@ -180,7 +170,7 @@ def test_datamodule_split_and_samples(folders: dict) -> None:
         CompositeDataModule(folders["fg"], folders["bg"], hat="gan")
 
 
-def test_loss_curve_plot(tmp_path) -> None:
+def test_loss_curve_plot(tmp_path: Path) -> None:
     from layerkit.training.plots import plot_curves, read_metrics, smooth
 
     csv_path = tmp_path / "metrics.csv"
@@ -194,7 +184,7 @@ def test_loss_curve_plot(tmp_path) -> None:
         plot_curves(csv_path, ["val/psnr"], tmp_path / "x.png")
 
 
-def test_bf16_mixed_with_tensorboard(folders: dict, tmp_path) -> None:
+def test_bf16_mixed_with_tensorboard(folders: dict, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     out = tmp_path / "run"
     result = _run("hfa_tiny", folders, out, ["trainer.max_epochs=1", "trainer.precision=bf16-mixed", "logger=tensorboard"])

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from layerkit.cli.common import HelpFormatter, add_pipeline_args, build_pipeline, pipeline_overrides
+from layerkit.cli.common import HelpFormatter, add_pipeline_args, pipeline_overrides
 
 EXAMPLES = """examples:
   layerkit bench --data /tmp/dev30 --configs classical,classical+hfa --prompt box -o bench/
@@ -44,7 +44,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 def spec_pipeline(args: argparse.Namespace, spec: str) -> Any:
     """Build the pipeline of config ``spec`` with ``--set``/``--device``/``--seed``/``--max-pixels``."""
-    return build_pipeline(args, spec)
+    from layerkit.cli import common  # looked up at call time, so a test's stand-in never sticks
+
+    return common.build_pipeline(args, spec)
 
 
 def load_samples(args: argparse.Namespace, data: str) -> list:

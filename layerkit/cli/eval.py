@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from layerkit.cli.bench import add_eval_args, load_samples, pipeline_overrides, spec_pipeline
+from layerkit.cli import bench as _bench
+from layerkit.cli.bench import add_eval_args, load_samples, pipeline_overrides
 from layerkit.cli.common import HelpFormatter, add_pipeline_args
 
 EXAMPLES = """examples:
@@ -55,3 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print("layerkit: every sample failed; see the error column of table.md", file=sys.stderr)
         return 1
     return 0
+
+
+def spec_pipeline(args: argparse.Namespace, spec: str) -> Any:
+    """The pipeline of config ``spec`` (see :func:`layerkit.cli.bench.spec_pipeline`)."""
+    return _bench.spec_pipeline(args, spec)

@@ -86,6 +86,7 @@ def train(cfg: dict[str, Any], resume: str | None = None, command: str = "") -> 
     data = dict(cfg["data"])
     data.setdefault("seed", int(cfg["seed"]))
     dm = CompositeDataModule(**data)
+    dm.setup("fit")  # bad data folders fail here, before anything is written
     module = build_module(cfg)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
