@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -94,17 +93,6 @@ def test_cli_bad_inputs(multi: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--max-merges" in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("layerkit.pipelines.sequential") is not None,
-                    reason="multi-layer decomposition is available in this build")
-def test_cli_without_multilayer_support(multi: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "layers"
-    assert main(["eval-layers", str(multi), "--config", "classical", "-o", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "multi-layer decomposition is not available" in err[0] and not out.exists()
-
-
-@pytest.mark.skipif(importlib.util.find_spec("layerkit.pipelines.sequential") is None,
-                    reason="multi-layer decomposition is not part of this build")
 def test_pipeline_predictor_passes_prompts(multi: Path) -> None:
     samples = find_layer_samples(multi)
     seen: list[list] = []
