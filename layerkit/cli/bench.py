@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from layerkit.cli.common import HelpFormatter, add_pipeline_args, pipeline_overrides
+from layerkit.cli.common import HelpFormatter, add_pipeline_args, add_report_output_args, pipeline_overrides
 
 EXAMPLES = """examples:
   layerkit bench --data /tmp/dev30 --configs classical,classical+hfa --prompt box -o bench/
@@ -37,9 +37,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", choices=PROMPT_KINDS, default="box", help="prompt given to the pipeline per sample")
     p.add_argument("--box-from", default="box.json", metavar="FILE", help="per-sample JSON holding box_xyxy and point_xy")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
-    p.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_report_output_args(p)
 
 
 def spec_pipeline(args: argparse.Namespace, spec: str) -> Any:

@@ -29,6 +29,13 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="refuse larger images (decompression-bomb guard; default 100000000)")
 
 
+def add_report_output_args(p: argparse.ArgumentParser) -> None:
+    """``-o/--output`` (a folder written atomically), ``--overwrite``, ``--quiet`` of report commands."""
+    p.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
 def pipeline_overrides(args: argparse.Namespace) -> list[str]:
     """``--set`` items plus the ``pipeline.*`` overrides of ``--device``, ``--seed``, ``--max-pixels``."""
     items = list(args.set)

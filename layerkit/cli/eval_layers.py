@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from layerkit.cli.common import HelpFormatter, add_pipeline_args
+from layerkit.cli.common import HelpFormatter, add_pipeline_args, add_report_output_args
 
 EXAMPLES = """examples:
   layerkit make-dataset --fg-dir DEV/fg --bg-dir DEV/bg --objects 3 --n 50 --seed 0 -o multi/
@@ -33,9 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-merges", type=int, default=5, help="greedy merges of adjacent layers (0 = none)")
     p.add_argument("--no-group", action="store_true", help="do not group non-overlapping layers first")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
-    p.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_report_output_args(p)
     add_pipeline_args(p)
     p.set_defaults(func=run)
 

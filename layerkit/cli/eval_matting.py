@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from layerkit.cli.common import HelpFormatter, add_pipeline_args
+from layerkit.cli.common import HelpFormatter, add_pipeline_args, add_report_output_args
 
 EXAMPLES = """examples:
   layerkit eval-matting /work/shared/data/dev/real_alpha --config classical -o matting/
@@ -27,9 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-quantize", action="store_true", help="score the float matte instead of its 8-bit rounding")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N (image, trimap) pairs")
     p.add_argument("--html", action="store_true", help="also write report.html with thumbnails and plots")
-    p.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_report_output_args(p)
     add_pipeline_args(p)
     p.set_defaults(func=run)
 

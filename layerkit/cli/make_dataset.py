@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from layerkit.cli.common import HelpFormatter
+from layerkit.cli.common import HelpFormatter, add_report_output_args
 
 EXAMPLES = """examples:
   layerkit make-dataset --fg-dir DEV/fg --bg-dir DEV/bg --objects 3 --n 50 --seed 0 -o multi/
@@ -45,9 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "object gets at least MIN)")
     p.add_argument("--cover", default="0.05,0.25", metavar="MIN,MAX", help="share of the canvas an object's box covers")
     p.add_argument("--max-side", type=int, default=640, help="backgrounds are downscaled to this long side")
-    p.add_argument("-o", "--output", required=True, help="output folder (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_report_output_args(p)
     p.set_defaults(func=run)
 
 
