@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from layerkit.modules.base import Detections
-from layerkit.modules.grounding.phrases import grounding_caption, to_detections
+from layerkit.modules.grounding.phrases import detector_forward, grounding_caption, to_detections
 from layerkit.modules.hub import PretrainedStage
 
 if TYPE_CHECKING:
@@ -72,21 +72,11 @@ class GroundingDinoGrounder(PretrainedStage):
             :class:`Detections` best first: ``N×4`` xyxy pixel boxes, ``N`` scores in ``[0, 1]``,
             ``N`` matched phrases.
         """
-        import torch
-
-        from layerkit.io.image import to_pil
-
         caption = grounding_caption(text)
         parts = self.loaded
-        processor, model = parts["processor"], parts["model"]
+        processor = parts["processor"]
         h, w = image.shape[:2]
-        pil = to_pil(image)
-        inputs = processor(images=pil, text=caption, return_tensors="pt").to(self.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.torch_dtype)
-        with torch.inference_mode():
-            out = model(**inputs)
-        out.logits = out.logits.float()
-        out.pred_boxes = out.pred_boxes.float()
+        out, inputs = detector_forward(processor, parts["model"], image, self.device, self.torch_dtype, caption)
         res = processor.post_process_grounded_object_detection(
             out, inputs["input_ids"], threshold=self.box_threshold, text_threshold=self.text_threshold,
             target_sizes=[(h, w)])[0]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from layerkit.modules.base import Detections
-from layerkit.modules.grounding.phrases import split_queries, to_detections
+from layerkit.modules.grounding.phrases import detector_forward, split_queries, to_detections
 from layerkit.modules.hub import PretrainedStage
 
 if TYPE_CHECKING:
@@ -67,21 +67,11 @@ class Owlv2Grounder(PretrainedStage):
             :class:`Detections` best first: ``N×4`` xyxy pixel boxes, ``N`` scores in ``[0, 1]``,
             ``N`` matched phrases.
         """
-        import torch
-
-        from layerkit.io.image import to_pil
-
         queries = split_queries(text)
         parts = self.loaded
-        processor, model = parts["processor"], parts["model"]
+        processor = parts["processor"]
         h, w = image.shape[:2]
-        pil = to_pil(image)
-        inputs = processor(images=pil, text=[queries], return_tensors="pt").to(self.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.torch_dtype)
-        with torch.inference_mode():
-            out = model(**inputs)
-        out.logits = out.logits.float()
-        out.pred_boxes = out.pred_boxes.float()
+        out, _ = detector_forward(processor, parts["model"], image, self.device, self.torch_dtype, [queries])
         res = processor.post_process_grounded_object_detection(
             out, threshold=self.box_threshold, target_sizes=[(h, w)], text_labels=[queries])[0]
         return to_detections(res["boxes"].cpu().numpy(), res["scores"].cpu().numpy(), list(res["text_labels"]),

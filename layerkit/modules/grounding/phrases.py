@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -147,6 +147,33 @@ def split_queries(text: str) -> list[str]:
     if not out:
         raise PromptError(f"text prompt {text!r} holds no phrase to look for")
     return out
+
+
+def detector_forward(processor: Any, model: Any, image: np.ndarray, device: Any, dtype: Any, text: Any) -> tuple[Any, Any]:
+    """Run a transformers open-vocabulary detector on one image.
+
+    Args:
+        processor: the model's processor.
+        model: the detection model (Grounding DINO, OWLv2).
+        image: ``H×W×3`` float32 RGB in ``[0, 1]``.
+        device: torch device of the model.
+        dtype: torch dtype of the model's pixel input.
+        text: the processor's ``text`` argument (a caption or a list of queries).
+
+    Returns:
+        ``(outputs, inputs)``; ``outputs.logits`` and ``outputs.pred_boxes`` are float32.
+    """
+    import torch
+
+    from layerkit.io.image import to_pil
+
+    inputs = processor(images=to_pil(image), text=text, return_tensors="pt").to(device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    with torch.inference_mode():
+        out = model(**inputs)
+    out.logits = out.logits.float()
+    out.pred_boxes = out.pred_boxes.float()
+    return out, inputs
 
 
 def to_detections(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], size: tuple[int, int],
