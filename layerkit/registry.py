@@ -92,7 +92,8 @@ def build(role: str, backend: str, params: dict[str, Any] | None = None) -> Any:
     """Build a stage from its backend name and keyword parameters; the config is attached.
 
     Raises:
-        ConfigError: unknown backend, or a key the backend does not take (valid keys listed).
+        ConfigError: unknown backend, a key the backend does not take (valid keys listed), or a
+            value the backend refuses (its constructor's ``ValueError``, which names the key).
     """
     params = dict(params or {})
     builder = resolve(role, backend)
@@ -103,7 +104,7 @@ def build(role: str, backend: str, params: dict[str, Any] | None = None) -> Any:
                               f"{', '.join(['backend', *sorted(valid)])}")
     try:
         stage = builder(**params)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"cannot build {role} backend {backend!r}: {e}") from None
     try:
         stage.layerkit_config = {"backend": backend, **params}
