@@ -184,7 +184,8 @@ class GrabCutSegmenter:
             labels = np.full((h, w), cv2.GC_BGD, np.uint8)
             m = self.box_margin
             for x0, y0, x1, y1 in prompt.boxes * k:
-                labels[max(0, int(y0) - m):min(h, int(np.ceil(y1)) + m), max(0, int(x0) - m):min(w, int(np.ceil(x1)) + m)] = cv2.GC_PR_FGD
+                ys = slice(max(0, int(y0) - m), min(h, int(np.ceil(y1)) + m))
+                labels[ys, max(0, int(x0) - m):min(w, int(np.ceil(x1)) + m)] = cv2.GC_PR_FGD
         else:
             labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
             labels[[0, -1], :] = cv2.GC_BGD
