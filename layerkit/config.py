@@ -254,3 +254,102 @@ def _plain(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     return x
+
+
+# ---------------------------------------------------------------------- config specs
+# A *config spec* is a shipped config name or a YAML path, optionally followed by ``+OVERLAY``
+# parts. An overlay is a partial pipeline config, ``layerkit/configs/overlay/OVERLAY.yaml`` (or a
+# YAML path), applied on top of the base config exactly like dotted overrides (changing a stage's
+# ``backend`` drops the old backend's keys): ``classical+hfa`` = ``classical.yaml`` with
+# ``overlay/hfa.yaml`` on top.
+
+def overlay_dir() -> Path:
+    """Folder of the shipped overlays (``layerkit/configs/overlay``)."""
+    return config_dir("overlay")
+
+
+def available_overlays() -> list[str]:
+    """Names of the shipped overlays."""
+    d = overlay_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``"classical+hfa+x"`` → ``("classical", ["hfa", "x"])``; an existing file path is kept whole.
+
+    Raises:
+        ConfigError: an empty part (``"classical+"``).
+    """
+    spec = spec.strip()
+    if Path(spec).is_file():
+        return spec, []
+    parts = [p.strip() for p in spec.split("+")]
+    if not parts or any(not p for p in parts):
+        raise ConfigError(f"config spec {spec!r} is not valid; use NAME_OR_YAML[+OVERLAY...], e.g. classical+hfa")
+    return parts[0], parts[1:]
+
+
+def overlay_path(name: str, spec: str = "") -> Path:
+    """Path of overlay ``name`` (a shipped overlay's name or a YAML path).
+
+    Raises:
+        ConfigError: no such overlay; the message lists the available ones.
+    """
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"overlay file {name!r} does not exist")
+        return p
+    p = overlay_dir() / f"{name}.yaml"
+    if not p.is_file():
+        avail = ", ".join(available_overlays()) or "none shipped"
+        raise ConfigError(f"unknown overlay {name!r}{f' in config spec {spec!r}' if spec else ''}; available overlays: "
+                          f"{avail} (files layerkit/configs/overlay/NAME.yaml), or give a path to a .yaml file")
+    return p
+
+
+def flatten_overlay(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A partial config as dotted overrides, each section's ``backend`` first.
+
+    ``{"refiner": {"backend": "hfa", "levels": 2}, "grounder": "none"}`` →
+    ``{"refiner.backend": "hfa", "refiner.levels": 2, "grounder.backend": "none"}``.
+    """
+    out: dict[str, Any] = {}
+    for section, body in cfg.items():
+        if isinstance(body, Mapping):
+            keys = sorted(body, key=lambda k: k != "backend")  # stable: backend first
+            for k in keys:
+                out[f"{section}.{k}"] = body[k]
+        else:  # "refiner: none" / "matter: vitmatte" name the backend only
+            out[f"{section}.backend"] = body
+    return out
+
+
+def spec_overrides(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> tuple[str, dict[str, Any]]:
+    """The base config and the ordered dotted overrides that a spec plus ``--set`` items mean.
+
+    Later parts win: each overlay over the ones before it, user overrides over all overlays. A
+    part that sets a stage's ``backend`` drops the earlier parts' keys of that stage, so that
+    ``classical+hfa`` with ``refiner.backend=wavelet`` is plain ``classical``'s refiner, not a
+    wavelet refiner handed HFA's ``checkpoint``.
+
+    Returns:
+        ``(base_name_or_path, overrides)``, ready for ``Pipeline.from_config``.
+    """
+    base, overlays = parse_spec(spec)
+    merged: dict[str, Any] = {}
+
+    def put(part: Mapping[str, Any] | Any) -> None:
+        items = list(part.items()) if isinstance(part, Mapping) else list(part)
+        for section in {k.split(".")[0] for k, _ in items if k.endswith(".backend")}:
+            for key in [k for k in merged if k.split(".")[0] == section]:
+                del merged[key]
+        for k, v in items:
+            merged.pop(k, None)
+            merged[k] = v
+
+    for name in overlays:
+        put(flatten_overlay(read_yaml(str(overlay_path(name, spec)), kind="overlay")))
+    put(overrides if isinstance(overrides, Mapping) else (parse_override(s) for s in overrides))
+    merged.setdefault("pipeline.name", spec)
+    return base, merged

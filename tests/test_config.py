@@ -86,3 +86,17 @@ def test_yaml_file_errors(tmp_path):
         Pipeline.from_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         Pipeline.from_config(tmp_path / "missing.yaml")
+
+
+def test_from_config_accepts_overlay_specs():
+    from layerkit.errors import MissingModelError
+
+    pipe = Pipeline.from_config("classical+hfa", check_weights=False)
+    assert type(pipe.refiner).__name__ == "HFARefiner"
+    assert pipe.settings.name == "classical+hfa"
+    with pytest.raises(MissingModelError, match="refiner"):
+        Pipeline.from_config("classical+hfa")
+    with pytest.raises(ConfigError, match="unknown overlay 'nope'"):
+        Pipeline.from_config("classical+nope")
+    # a user override that names the overlay's section wins over the overlay
+    assert type(Pipeline.from_config("classical+hfa", {"refiner.backend": "wavelet"}).refiner).__name__ == "WaveletRefiner"

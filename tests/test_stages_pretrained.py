@@ -152,7 +152,7 @@ def test_owlv2_matches_the_library_with_one_query_per_phrase(tiny: Callable[[str
 
 # ---------------------------------------------------------------------------------------------- SAM glue
 def test_plan_queries_policy() -> None:
-    from layerkit.modules.segmentation.sam import plan_queries
+    from layerkit.ops.sam_prompts import plan_queries
 
     c = make_composite()
     one_point = plan_queries(Prompt(points=[[64, 48]]))
@@ -172,7 +172,7 @@ def test_plan_queries_policy() -> None:
 
 
 def test_pick_best_and_mask_logits_exact() -> None:
-    from layerkit.modules.segmentation.sam import MASK_LOGIT, mask_logits, pick_best
+    from layerkit.ops.sam_prompts import MASK_LOGIT, mask_logits, pick_best
 
     m = np.zeros((3, 2, 4), bool)
     m[0, 0, 0] = m[1, 1, 1] = m[2, :, 3] = True

@@ -1,10 +1,7 @@
 """Benchmark runs: several configs on one composite folder, in one process.
 
-A *config spec* names what to run: a shipped config name or a YAML path, optionally followed by
-``+OVERLAY`` parts. An overlay is a partial pipeline config,
-``layerkit/configs/overlay/OVERLAY.yaml`` (or a YAML path), applied on top of the base config
-exactly like dotted ``--set`` overrides (changing a stage's ``backend`` drops the old backend's
-keys). Example: ``classical+hfa`` = ``classical.yaml`` with ``overlay/hfa.yaml`` on top.
+Each run is named by a *config spec* (``classical+hfa``: a config plus overlays); specs are
+resolved by :func:`layerkit.config.spec_overrides` and accepted by ``Pipeline.from_config``.
 """
 
 from __future__ import annotations
@@ -13,101 +10,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from layerkit.config import available_overlays, flatten_overlay, overlay_path, parse_spec, spec_overrides  # noqa: F401
 from layerkit.errors import ConfigError
 from layerkit.evaluation.composites import METRIC_KEYS, METRICS, TABLE_COLUMNS, CompositeSample, evaluate_composites, table_rows
 from layerkit.evaluation.report import Run, render_html, report_plots
 from layerkit.evaluation.runner import (EtaProgress, dump_json, environment, markdown_table, mean_timings, peak_rss_mb,
                                         summarise)
-
-
-def overlay_dir() -> Path:
-    """Folder of the shipped overlays (``layerkit/configs/overlay``)."""
-    from layerkit.config import config_dir
-
-    return config_dir("overlay")
-
-
-def available_overlays() -> list[str]:
-    """Names of the shipped overlays."""
-    d = overlay_dir()
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
-
-
-def parse_spec(spec: str) -> tuple[str, list[str]]:
-    """``"classical+hfa+x"`` → ``("classical", ["hfa", "x"])``; an existing file path is kept whole.
-
-    Raises:
-        ConfigError: an empty part (``"classical+"``).
-    """
-    spec = spec.strip()
-    if Path(spec).is_file():
-        return spec, []
-    parts = [p.strip() for p in spec.split("+")]
-    if not parts or any(not p for p in parts):
-        raise ConfigError(f"config spec {spec!r} is not valid; use NAME_OR_YAML[+OVERLAY...], e.g. classical+hfa")
-    return parts[0], parts[1:]
-
-
-def overlay_path(name: str, spec: str = "") -> Path:
-    """Path of overlay ``name`` (a shipped overlay's name or a YAML path).
-
-    Raises:
-        ConfigError: no such overlay; the message lists the available ones.
-    """
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ConfigError(f"overlay file {name!r} does not exist")
-        return p
-    p = overlay_dir() / f"{name}.yaml"
-    if not p.is_file():
-        avail = ", ".join(available_overlays()) or "none shipped"
-        raise ConfigError(f"unknown overlay {name!r}{f' in config spec {spec!r}' if spec else ''}; available overlays: "
-                          f"{avail} (files layerkit/configs/overlay/NAME.yaml), or give a path to a .yaml file")
-    return p
-
-
-def flatten_overlay(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A partial config as dotted overrides, each section's ``backend`` first.
-
-    ``{"refiner": {"backend": "hfa", "levels": 2}, "grounder": "none"}`` →
-    ``{"refiner.backend": "hfa", "refiner.levels": 2, "grounder.backend": "none"}``.
-    """
-    out: dict[str, Any] = {}
-    for section, body in cfg.items():
-        if isinstance(body, Mapping):
-            keys = sorted(body, key=lambda k: k != "backend")  # stable: backend first
-            for k in keys:
-                out[f"{section}.{k}"] = body[k]
-        else:  # "refiner: none" / "matter: vitmatte" name the backend only
-            out[f"{section}.backend"] = body
-    return out
-
-
-def spec_overrides(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> tuple[str, dict[str, Any]]:
-    """The base config and the ordered dotted overrides that a spec plus ``--set`` items mean.
-
-    User overrides come last and win; one that repeats an overlay key replaces it in place of
-    the overlay's position, so that e.g. ``refiner.backend=wavelet`` clears an overlay's
-    refiner keys.
-
-    Returns:
-        ``(base_name_or_path, overrides)``, ready for ``Pipeline.from_config``.
-    """
-    from layerkit.config import parse_override, read_yaml
-
-    base, overlays = parse_spec(spec)
-    merged: dict[str, Any] = {}
-    for name in overlays:
-        for k, v in flatten_overlay(read_yaml(str(overlay_path(name, spec)), kind="overlay")).items():
-            merged.pop(k, None)
-            merged[k] = v
-    user = overrides.items() if isinstance(overrides, Mapping) else (parse_override(s) for s in overrides)
-    for k, v in user:
-        merged.pop(k, None)
-        merged[k] = v
-    merged.setdefault("pipeline.name", spec)
-    return base, merged
 
 
 def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = (), check_weights: bool = True) -> Any:
@@ -119,8 +27,7 @@ def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()
     """
     from layerkit.pipelines.decompose import Pipeline
 
-    base, merged = spec_overrides(spec, overrides)
-    return Pipeline.from_config(base, merged, check_weights=check_weights)
+    return Pipeline.from_config(spec, overrides, check_weights=check_weights)
 
 
 def run_config(pipe: Any, name: str, samples: Sequence[CompositeSample], prompt: str = "box", visuals: bool = False,

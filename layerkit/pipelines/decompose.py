@@ -74,7 +74,9 @@ class Pipeline:
         """Build a pipeline from a shipped config name or a YAML path.
 
         Args:
-            name_or_path: ``"classical"``, ``"layeringdiff"``… or a path to a YAML file.
+            name_or_path: ``"classical"``, ``"layeringdiff"``… or a path to a YAML file,
+                optionally followed by overlays: ``"classical+hfa"`` is ``classical`` with
+                ``layerkit/configs/overlay/hfa.yaml`` on top (:func:`layerkit.config.spec_overrides`).
             overrides: dotted overrides, as a mapping or ``["key=value", ...]``.
             check_weights: check at once that every model the decomposition needs is on disk
                 (the generator and multi-layer backend are checked by :meth:`generate` and
@@ -93,6 +95,10 @@ class Pipeline:
         else:
             merged = dict(overrides or {})
         merged.update(kw_overrides)
+        if isinstance(name_or_path, str) and "+" in name_or_path and not os.path.isfile(name_or_path):
+            from layerkit.config import spec_overrides
+
+            name_or_path, merged = spec_overrides(name_or_path, merged)
         cfg = load_config(name_or_path, merged)
         stages = build_stages(cfg)
         settings = PipelineSettings(**cfg["pipeline"])

@@ -19,7 +19,7 @@ import numpy as np
 
 from layerkit.errors import ConfigError
 from layerkit.modules.hub import PretrainedStage
-from layerkit.modules.segmentation.sam import MASK_LOGIT, MULTIMASK_MODES, pick_best, plan_queries
+from layerkit.ops.sam_prompts import MASK_LOGIT, MULTIMASK_MODES, pick_best, plan_queries
 from layerkit.types import Prompt
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class HFSamSegmenter(PretrainedStage):
     Args:
         model: hub id (``facebook/sam-vit-huge``) or a local folder with the model and processor.
         multimask: ``auto``, ``always`` or ``never`` (see
-            :func:`~layerkit.modules.segmentation.sam.plan_queries`).
+            :func:`~layerkit.ops.sam_prompts.plan_queries`).
         refine_mask: refine a lone mask prompt with SAM instead of returning it unchanged.
         dtype: ``auto`` (bf16/fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
 
