@@ -66,3 +66,16 @@ def test_collapsed_grabcut_falls_back_on_the_box(composite, monkeypatch):
 def test_bad_settings_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         Pipeline.from_config("classical", [override])
+
+
+def test_a_point_added_to_a_box_does_not_shrink_the_object(composite):
+    """A positive point beside the main mask (a part GrabCut left out) adds to the box's object;
+    it must not reduce the mask to the point's own little component."""
+    box = composite["box"]
+    seg = GrabCutSegmenter(inits=("histogram",))
+    alone = seg(composite["image"], Prompt(boxes=[box]))
+    x, y = int(box[0]) + 1, int(box[1]) + 1  # a background corner of the box, away from the disc
+    assert not alone[y, x]
+    both = seg(composite["image"], Prompt(boxes=[box], points=[[x, y]], labels=[1]))
+    assert both[y, x]
+    assert (both & alone).sum() >= 0.95 * alone.sum()

@@ -3,8 +3,9 @@
 Prompts become GrabCut's four labels: outside every box is sure background, inside is
 "probably foreground"; a positive point paints a sure-foreground disk, a negative point a
 sure-background disk; a mask prompt is used as the object (optionally refined). With points
-only, the image frame is sure background and a disk around each positive point probable
-foreground. Segmentation runs at ``max_side`` at most and the mask is upsampled.
+only, the image frame is sure background, a disk around each positive point probable
+foreground, and only the mask's parts connected to a positive point are kept; with a box, points
+are corrections and every part inside the box stays. Segmentation runs at ``max_side`` at most and the mask is upsampled.
 
 Plain GrabCut starts its foreground colour model from the whole box, so background inside the
 box that is rare outside it (a brick wall behind a toilet) is learnt as foreground and kept.
@@ -104,7 +105,7 @@ class GrabCutSegmenter:
             mask = self._grabcut(img8, labels)
         if not mask.any():  # GrabCut lost the object: fall back on the prompt's own region
             mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-        if prompt.points is not None:
+        if prompt.points is not None and prompt.boxes is None:  # with a box, points are corrections, not the object
             mask = keep_pointed_components(mask, prompt.points * k, prompt.labels)  # type: ignore[arg-type]
         if not mask.any():
             return np.zeros((h, w), bool)
