@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	@rm -rf $(DEMO_OUT)
-	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --box 276,338,512,512 -o $(DEMO_OUT)/helmet --name helmet --quiet
-	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 215,110 -o $(DEMO_OUT)/astronaut.psd --quiet
-	@echo "layers written to: $(abspath $(DEMO_OUT))/helmet/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/astronaut.psd"
+	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --box 150,15,300,215 -o $(DEMO_OUT)/head --name head --quiet
+	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 240,330 -o $(DEMO_OUT)/suit.psd --name suit --quiet
+	@echo "layers written to: $(abspath $(DEMO_OUT))/head/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/suit.psd"
 
 test: install
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider

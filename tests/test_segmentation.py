@@ -79,3 +79,16 @@ def test_a_point_added_to_a_box_does_not_shrink_the_object(composite):
     both = seg(composite["image"], Prompt(boxes=[box], points=[[x, y]], labels=[1]))
     assert both[y, x]
     assert (both & alone).sum() >= 0.95 * alone.sum()
+
+
+def test_background_separation(composite):
+    from layerkit.modules.segmentation.grabcut import background_separation
+
+    img = composite["image"]
+    obj = composite["alpha"] > 0.5
+    bg = np.zeros_like(obj)
+    bg[:, :10] = True  # a strip of pure background
+    assert background_separation(img, obj, bg) > 0.9
+    assert background_separation(img, bg, bg) == pytest.approx(0.0)
+    assert background_separation(img, np.zeros_like(obj), bg) == -1.0
+    assert background_separation(img, obj, np.zeros_like(obj)) == 0.0
