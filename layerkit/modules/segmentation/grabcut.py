@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerkit.ops.colour import colour_index
 from layerkit.types import Prompt
 
 
@@ -227,11 +228,6 @@ class GrabCutSegmenter:
 INITS = ("box", "histogram", "center", "core")
 
 
-def _colour_index(image: np.ndarray, bins: int) -> np.ndarray:
-    q = (np.clip(image, 0, 1) * (bins - 1e-3)).astype(np.int32)
-    return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
-
-
 def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: float = 1.0) -> np.ndarray:
     """Per pixel: frequency of its colour outside ``inside`` over its frequency inside.
 
@@ -243,7 +239,7 @@ def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: 
     """
     from scipy.ndimage import gaussian_filter
 
-    idx = _colour_index(image, bins)
+    idx = colour_index(image, bins)
     n = bins ** 3
     h_in = np.bincount(idx[inside], minlength=n).reshape((bins,) * 3).astype(np.float64)
     h_out = np.bincount(idx[~inside], minlength=n).reshape((bins,) * 3).astype(np.float64)
@@ -267,7 +263,7 @@ def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> flo
     ring = cv2.dilate(mask.astype(np.uint8), disk).astype(bool) & ~mask
     if not ring.any():
         return 0.0
-    idx = _colour_index(image, bins)
+    idx = colour_index(image, bins)
     hf = np.bincount(idx[mask], minlength=bins ** 3) / mask.sum()
     hb = np.bincount(idx[ring], minlength=bins ** 3) / ring.sum()
     return float(1.0 - np.minimum(hf, hb).sum())
@@ -282,7 +278,7 @@ def background_separation(image: np.ndarray, mask: np.ndarray, background: np.nd
         return -1.0
     if not background.any():
         return 0.0
-    idx = _colour_index(image, bins)
+    idx = colour_index(image, bins)
     hf = np.bincount(idx[mask], minlength=bins ** 3) / mask.sum()
     hb = np.bincount(idx[background], minlength=bins ** 3) / background.sum()
     return float(1.0 - np.minimum(hf, hb).sum())

@@ -10,6 +10,13 @@ The unknown band's half-width scales with the object (``band_ratio × sqrt(objec
 clamped to ``[min_band, max_band]``) unless ``band`` fixes it. The trimap always keeps some
 sure foreground and some sure background, even for tiny or thin objects, because closed-form
 and learned matting need both.
+
+``see_through`` opens see-through objects (tree crowns, foliage, lace) that segmentation returns
+as solid blobs: the interior's colour histogram is unmixed into "object" and "ring" colours
+(:func:`see_through`), and interior pixels whose colour the ring explains become unknown, or
+background when it explains them almost wholly. It acts only when those pixels lie interleaved
+with clearly-object pixels: a solid object whose colours resemble the background (a grey
+woodlouse on grey ground) has its ambiguous pixels in broad patches and is left alone.
 """
 
 from __future__ import annotations
@@ -27,12 +34,23 @@ class MorphologyTrimapper:
         max_band: largest automatic half-width (px).
         soft_threshold: for a soft mask, values strictly between ``soft_threshold`` and
             ``1 - soft_threshold`` are added to the unknown region.
+        see_through: open see-through interiors (see the module docstring); needs the image.
+        see_through_quantile: how much of the ring's colour mass the interior is assumed to
+            contain (the unmixing scale is this quantile of interior/ring histogram ratios).
+        see_through_mix: smallest fraction of ring-coloured interior pixels that must lie within
+            2 px of clearly-object pixels for the interior to be opened.
     """
 
     def __init__(self, band: int | None = None, band_ratio: float = 0.03, min_band: int = 4, max_band: int = 60,
-                 soft_threshold: float = 0.05) -> None:
+                 soft_threshold: float = 0.05, see_through: bool = False, see_through_quantile: float = 0.5,
+                 see_through_mix: float = 0.8) -> None:
         if band is not None and band < 1:
             raise ValueError(f"trimapper.band must be >= 1 pixel, got {band}")
+        if not 0.0 <= see_through_quantile <= 1.0:
+            raise ValueError(f"trimapper.see_through_quantile must be in [0, 1], got {see_through_quantile}")
+        self.see_through = see_through
+        self.see_through_quantile = see_through_quantile
+        self.see_through_mix = see_through_mix
         self.band = band
         self.band_ratio = band_ratio
         self.min_band = min_band
@@ -51,7 +69,7 @@ class MorphologyTrimapper:
 
         Args:
             mask: ``H×W`` bool or soft mask in ``[0, 1]``.
-            image: unused (kept for the role's interface).
+            image: ``H×W×3`` in ``[0, 1]``; used by ``see_through`` only.
 
         Returns:
             ``H×W`` float32 trimap with values in {0, 0.5, 1}.
@@ -62,6 +80,10 @@ class MorphologyTrimapper:
         fg, un = morph(hard, r)
         trimap = np.where(un, 0.5, 0.0).astype(np.float32)
         trimap[fg] = 1.0
+        if self.see_through and image is not None and fg.any():
+            open_, clear = see_through(image, fg, un, self.see_through_quantile, self.see_through_mix)
+            trimap[open_] = 0.5
+            trimap[clear] = 0.0
         t = self.soft_threshold
         trimap[(soft > t) & (soft < 1 - t)] = 0.5
         return ensure_fg_bg(trimap, hard)
@@ -85,6 +107,54 @@ def morph(mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     inside = cv2.distanceTransform(mp, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[pad:-pad, pad:-pad]
     outside = cv2.distanceTransform(1 - mp, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[pad:-pad, pad:-pad]
     return inside > radius, outside <= radius
+
+
+def see_through(image: np.ndarray, core: np.ndarray, band: np.ndarray, quantile: float = 0.5, mix: float = 0.8,
+                ring_ratio: float = 0.1, bins: int = 16, unknown_below: float = 0.6,
+                background_below: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Interior pixels of a see-through object: (to make unknown, to make background).
+
+    The interior (``core``) histogram ``h_i`` is modelled as object colours plus ``λ`` times the
+    histogram ``h_r`` of a ring just outside ``band`` (background seen through the object).
+    ``λ`` is the ``quantile`` of ``h_i / h_r`` over the ring's colour mass; the object's own
+    histogram is ``max(h_i − λ·h_r, 0)``, and a pixel's object probability is its share of its
+    colour cell. Pixels below ``unknown_below`` are returned as unknown, below
+    ``background_below`` as background, but only if at least ``mix`` of them lie within 2 px of
+    pixels above ``unknown_below`` (interleaved, as in a crown of twigs); otherwise nothing.
+
+    Args:
+        image: ``H×W×3`` in ``[0, 1]``.
+        core: ``H×W`` bool, the trimap's sure foreground.
+        band: ``H×W`` bool, the mask dilated by the band (core + unknown band).
+    """
+    import cv2
+
+    none = np.zeros(core.shape, bool)
+    width = max(3, int(ring_ratio * np.sqrt(float(core.sum()))))
+    outer = cv2.dilate(band.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,) * 2))
+    ring = outer.astype(bool) & ~band
+    if not ring.any():
+        return none, none
+    from layerkit.ops.colour import colour_index, region_histogram
+
+    idx = colour_index(image, bins)
+    h_i = region_histogram(idx, core, bins, sigma=1.0)
+    h_r = region_histogram(idx, ring, bins, sigma=1.0)
+    cells = h_r > 1e-4
+    ratio, weight = h_i[cells] / h_r[cells], h_r[cells]
+    order = np.argsort(ratio)
+    cum = np.cumsum(weight[order]) / weight.sum()
+    lam = float(ratio[order][min(int(np.searchsorted(cum, quantile)), len(order) - 1)])
+    own = np.maximum(h_i - lam * h_r, 0.0)
+    p = (own / (own + lam * h_r + 1e-12))[idx]
+    unknown = core & (p < unknown_below)
+    if not unknown.any():
+        return none, none
+    solid = (core & ~unknown).astype(np.uint8)
+    near = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+    if (unknown & near).sum() < mix * unknown.sum():
+        return none, none
+    return unknown, core & (p < background_below)
 
 
 def ensure_fg_bg(trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:
