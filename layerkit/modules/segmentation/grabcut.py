@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from layerkit.ops.colour import colour_index
+from layerkit.ops.colour import colour_index, region_histogram
 from layerkit.types import Prompt
 
 
@@ -261,27 +261,20 @@ def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> flo
     r = max(3, int(0.05 * np.sqrt(mask.sum())))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     ring = cv2.dilate(mask.astype(np.uint8), disk).astype(bool) & ~mask
-    if not ring.any():
-        return 0.0
-    idx = colour_index(image, bins)
-    hf = np.bincount(idx[mask], minlength=bins ** 3) / mask.sum()
-    hb = np.bincount(idx[ring], minlength=bins ** 3) / ring.sum()
-    return float(1.0 - np.minimum(hf, hb).sum())
+    return background_separation(image, mask, ring, bins)
 
 
 def background_separation(image: np.ndarray, mask: np.ndarray, background: np.ndarray, bins: int = 8) -> float:
-    """1 − histogram intersection of the mask's colours and those of known ``background`` pixels.
+    """1 − histogram intersection of the mask's colours and those of ``background`` pixels.
 
-    Returns −1 for an empty mask and 0 when no background pixel is known.
+    Returns −1 for an empty mask and 0 when no background pixel is given.
     """
     if not mask.any():
         return -1.0
     if not background.any():
         return 0.0
     idx = colour_index(image, bins)
-    hf = np.bincount(idx[mask], minlength=bins ** 3) / mask.sum()
-    hb = np.bincount(idx[background], minlength=bins ** 3) / background.sum()
-    return float(1.0 - np.minimum(hf, hb).sum())
+    return float(1.0 - np.minimum(region_histogram(idx, mask, bins), region_histogram(idx, background, bins)).sum())
 
 
 def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
