@@ -33,16 +33,17 @@ def test_untrained_net_starts_from_the_estimate() -> None:
     assert torch.allclose(out, expected, atol=1e-5)
 
 
-def test_prior_matches_the_weight_free_wavelet_refiner(composite: dict) -> None:
+@pytest.mark.parametrize("pool", ["min", "mean"])
+def test_prior_matches_the_weight_free_wavelet_refiner(composite: dict, pool: str) -> None:
     from layerkit.modules.refinement.wavelet import transfer_high_frequencies
 
     img, alpha, bg = composite["image"], composite["alpha"], composite["bg"] * 0.5
-    ref = transfer_high_frequencies(bg, img, (1 - alpha)[..., None], 2)
+    ref = transfer_high_frequencies(bg, img, (1 - alpha)[..., None], 2, pool)
 
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
-    ours = transfer_high_bands(t(bg), t(img), t(1 - alpha[..., None]), 2)[0].numpy().transpose(1, 2, 0)
+    ours = transfer_high_bands(t(bg), t(img), t(1 - alpha[..., None]), 2, pool)[0].numpy().transpose(1, 2, 0)
     assert np.allclose(ours, ref, atol=1e-5)
 
 

@@ -49,13 +49,15 @@ def visibility(alpha: torch.Tensor, layer: str) -> torch.Tensor:
     return alpha if layer == "foreground" else 1.0 - alpha
 
 
-def transfer_high_bands(target: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, levels: int) -> torch.Tensor:
+def transfer_high_bands(target: torch.Tensor, source: torch.Tensor, weight: torch.Tensor, levels: int,
+                        pool: str = "min") -> torch.Tensor:
     """Blend ``source``'s Haar high bands into ``target``'s with a per-pixel weight (differentiable).
 
     Args:
         target: ``B×C×H×W`` image whose detail is replaced.
         source: ``B×C×H×W`` image giving the detail.
-        weight: ``B×1×H×W`` in ``[0, 1]`` (1 = take ``source``'s detail), average-pooled per level.
+        weight: ``B×1×H×W`` in ``[0, 1]`` (1 = take ``source``'s detail), min- (``pool="min"``) or
+            average-pooled per level, as in :func:`layerkit.modules.refinement.wavelet.transfer_high_frequencies`.
         levels: Haar levels; 0 returns ``target``.
 
     Returns:
@@ -68,7 +70,7 @@ def transfer_high_bands(target: torch.Tensor, source: torch.Tensor, weight: torc
     w, _ = pad_to_multiple(weight, 2 ** levels)
     out = []
     for h_t, h_s in zip(ht, hs):
-        w = F.avg_pool2d(w, 2)
+        w = -F.max_pool2d(-w, 2) if pool == "min" else F.avg_pool2d(w, 2)
         out.append(h_t + w[:, :, None] * (h_s - h_t))
     return waverec(lt, out, size)
 
