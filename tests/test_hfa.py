@@ -159,3 +159,20 @@ def test_compare_refiners_on_a_sample_folder(tmp_path: Path) -> None:
     for name in ("none", "wavelet"):
         m = report["mean"][name]
         assert 10 < m["bg_psnr_occ"] < 80 and 0 <= m["fg_l1"] < 0.2 and np.isfinite(m["bg_band_hf_db"])
+
+
+def test_checkpoints_without_prior_pool_load_with_the_mean_prior(tmp_path) -> None:
+    """Files written before ``prior_pool`` existed were trained with the mean-pooled prior."""
+    from layerkit.modules.refinement.hfa_nets import AlignmentNet, load_checkpoint, save_checkpoint
+
+    fan, ban = AlignmentNet("foreground", channels=(4, 8)), AlignmentNet("background", channels=(4, 8))
+    assert fan.prior_pool == "min"
+    path = tmp_path / "new.pt"
+    save_checkpoint(path, fan, ban)
+    assert load_checkpoint(path)[0].prior_pool == "min"
+    data = torch.load(path, weights_only=True)
+    for name in ("fan", "ban"):
+        del data[name]["config"]["prior_pool"]
+    torch.save(data, tmp_path / "old.pt")
+    old_fan, old_ban, _ = load_checkpoint(tmp_path / "old.pt")
+    assert old_fan.prior_pool == "mean" and old_ban.prior_pool == "mean"

@@ -103,12 +103,12 @@ class HFAModule(TrainModule):
 def build(model: dict[str, Any], optim: dict[str, Any]) -> HFAModule:
     """Build FAN and BAN from the ``model`` section, then the module from ``optim``.
 
-    ``model`` keys: ``channels``, ``prior_levels`` (both nets), ``hf_weight``, ``hf_levels``,
+    ``model`` keys: ``channels``, ``prior_levels``, ``prior_pool`` (both nets), ``hf_weight``, ``hf_levels``,
     ``opaque``, ``clear``.
     """
     from layerkit.training.config import check_keys
 
     m = dict(model)
-    net_kw = {k: m.pop(k) for k in ("channels", "prior_levels") if k in m}
+    net_kw = {k: m.pop(k) for k in ("channels", "prior_levels", "prior_pool") if k in m}
     check_keys("model", m, HFAModule, exclude=("fan", "ban", "lr", "weight_decay", "warmup_steps", "ema_decay"))
     return HFAModule(AlignmentNet("foreground", **net_kw), AlignmentNet("background", **net_kw), **m, **optim)

@@ -112,6 +112,8 @@ class AlignmentNet(nn.Module):
         channels: feature widths per UNet level (at ``H/2``, ``H/4``, …); 3 levels → inputs are
             padded to a multiple of 8.
         prior_levels: Haar levels of the weight-free prior (0 = the prior is ``X̂`` itself).
+        prior_pool: how the prior weighs a band over its footprint (``min`` or ``mean``, see
+            :func:`transfer_high_bands`); checkpoints written before this option load as ``mean``.
 
     Example:
         >>> ban = AlignmentNet("background", channels=(16, 32))
@@ -119,8 +121,11 @@ class AlignmentNet(nn.Module):
     """
 
     def __init__(self, layer: str = "background", channels: tuple[int, ...] | list[int] = (32, 64, 128),
-                 prior_levels: int = 2) -> None:
+                 prior_levels: int = 2, prior_pool: str = "min") -> None:
         super().__init__()
+        if prior_pool not in ("min", "mean"):
+            raise ValueError(f"prior_pool must be 'min' or 'mean', got {prior_pool!r}")
+        self.prior_pool = prior_pool
         if layer not in LAYERS:
             raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
         channels = tuple(int(c) for c in channels)
@@ -144,7 +149,8 @@ class AlignmentNet(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         """Constructor arguments (stored in checkpoints so the architecture can be rebuilt)."""
-        return {"layer": self.layer, "channels": list(self.channels), "prior_levels": self.prior_levels}
+        return {"layer": self.layer, "channels": list(self.channels), "prior_levels": self.prior_levels,
+                "prior_pool": self.prior_pool}
 
     @property
     def multiple(self) -> int:
@@ -153,7 +159,7 @@ class AlignmentNet(nn.Module):
 
     def prior(self, image: torch.Tensor, alpha: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
         """The weight-free alignment the net corrects (``B×3×H×W``)."""
-        return transfer_high_bands(estimate, image, visibility(alpha, self.layer), self.prior_levels)
+        return transfer_high_bands(estimate, image, visibility(alpha, self.layer), self.prior_levels, self.prior_pool)
 
     def forward(self, image: torch.Tensor, alpha: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
         """Refine one layer.
@@ -229,7 +235,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[AlignmentNet, AlignmentNet
                           "export one with 'layerkit train hfa' (it writes export/hfa.pt)")
     nets = []
     for name in ("fan", "ban"):
-        net = AlignmentNet(**data[name]["config"])
+        net = AlignmentNet(**{"prior_pool": "mean", **data[name]["config"]})  # older files: the mean prior
         net.load_state_dict(data[name]["state_dict"])
         nets.append(net.eval())
     return nets[0], nets[1], dict(data.get("meta") or {})
