@@ -14,9 +14,10 @@ and learned matting need both.
 ``see_through`` opens see-through objects (tree crowns, foliage, lace) that segmentation returns
 as solid blobs: the interior's colour histogram is unmixed into "object" and "ring" colours
 (:func:`see_through`), and interior pixels whose colour the ring explains become unknown, or
-background when it explains them almost wholly. It acts only when those pixels lie interleaved
-with clearly-object pixels: a solid object whose colours resemble the background (a grey
-woodlouse on grey ground) has its ambiguous pixels in broad patches and is left alone.
+background when it explains them almost wholly. It acts only when those pixels are a sizeable
+part of the interior (a few shadows in a person's hair are not holes) and lie interleaved with
+clearly-object pixels: a solid object whose colours resemble the background (a grey woodlouse on
+grey ground) has its ambiguous pixels in broad patches and is left alone.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def see_through(image: np.ndarray, core: np.ndarray, band: np.ndarray, quantile:
     h_i = region_histogram(idx, core, bins, sigma=1.0)
     h_r = region_histogram(idx, ring, bins, sigma=1.0)
     cells = h_r > 1e-4
+    if not cells.any():
+        return none, none
     ratio, weight = h_i[cells] / h_r[cells], h_r[cells]
     order = np.argsort(ratio)
     cum = np.cumsum(weight[order]) / weight.sum()
