@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from test_eval_composites import OraclePipe, write_data
 
+from layerkit import Pipeline
 from layerkit.cli import main
+from layerkit.config import flatten_overlay, parse_spec, spec_overrides
 from layerkit.errors import ConfigError, OutputError
-from layerkit.evaluation import bench as B
 from layerkit.evaluation.composites import METRICS
 from layerkit.evaluation.report import Run, render_html, worst_first
 from layerkit.evaluation.runner import EtaProgress, dump_json, markdown_table, run_items, summarise, write_outputs
@@ -33,41 +34,41 @@ def overlays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_parse_spec(tmp_path: Path) -> None:
-    assert B.parse_spec("classical") == ("classical", [])
-    assert B.parse_spec(" classical+hfa+x ") == ("classical", ["hfa", "x"])
+    assert parse_spec("classical") == ("classical", [])
+    assert parse_spec(" classical+hfa+x ") == ("classical", ["hfa", "x"])
     weird = tmp_path / "a+b.yaml"
     weird.write_text("{}")
-    assert B.parse_spec(str(weird)) == (str(weird), [])
+    assert parse_spec(str(weird)) == (str(weird), [])
     with pytest.raises(ConfigError, match="not valid"):
-        B.parse_spec("classical+")
+        parse_spec("classical+")
 
 
 def test_flatten_overlay_puts_backend_first() -> None:
-    flat = B.flatten_overlay({"refiner": {"levels": 3, "backend": "wavelet"}, "grounder": "none"})
+    flat = flatten_overlay({"refiner": {"levels": 3, "backend": "wavelet"}, "grounder": "none"})
     assert list(flat.items()) == [("refiner.backend", "wavelet"), ("refiner.levels", 3), ("grounder.backend", "none")]
 
 
 def test_spec_overrides_order_and_errors(overlays: Path) -> None:
-    base, ov = B.spec_overrides("classical+nofreq+wav3", ["trimapper.band_ratio=0.08"])
+    base, ov = spec_overrides("classical+nofreq+wav3", ["trimapper.band_ratio=0.08"])
     assert base == "classical"
     assert ov == {"refiner.backend": "wavelet", "refiner.levels": 3, "trimapper.band_ratio": 0.08,
                   "pipeline.name": "classical+nofreq+wav3"}
-    _, ov = B.spec_overrides("classical+wav3", ["refiner.backend=none"])
+    _, ov = spec_overrides("classical+wav3", ["refiner.backend=none"])
     assert ov == {"refiner.backend": "none", "pipeline.name": "classical+wav3"}  # the user's backend drops the overlay's refiner keys
     with pytest.raises(ConfigError, match="unknown overlay 'nope'.*available overlays: nofreq, wav3"):
-        B.spec_overrides("classical+nope")
+        spec_overrides("classical+nope")
     with pytest.raises(ConfigError, match="does not exist"):
-        B.spec_overrides("classical+/no/such.yaml")
+        spec_overrides("classical+/no/such.yaml")
 
 
-def test_build_from_spec(overlays: Path) -> None:
-    pipe = B.build_from_spec("classical+nofreq")
+def test_from_config_with_overlays(overlays: Path) -> None:
+    pipe = Pipeline.from_config("classical+nofreq")
     assert pipe.refiner is None and pipe.settings.name == "classical+nofreq"
     assert pipe.config()["trimapper"]["band_ratio"] == 0.05
-    pipe = B.build_from_spec("classical+wav3", ["refiner.backend=none"])
+    pipe = Pipeline.from_config("classical+wav3", ["refiner.backend=none"])
     assert pipe.refiner is None
     with pytest.raises(ConfigError):
-        B.build_from_spec("nosuchconfig")
+        Pipeline.from_config("nosuchconfig")
 
 
 def test_run_items_and_progress() -> None:

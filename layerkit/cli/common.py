@@ -15,6 +15,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps example blocks as written and shows defaults."""
 
 
+class InOrder(argparse.Action):
+    """Appends ``(option dest, value)`` to ``namespace.in_order``, keeping the command-line order
+    across different options (``layerkit edit``'s operations, ``layerkit layers``' prompt flags).
+    Commands using it set ``in_order=[]`` as a default."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        namespace.in_order = [*(getattr(namespace, "in_order", None) or []), (self.dest, values)]
+
+
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     """``--config``, ``--set``, ``--device``, ``--seed``, ``--max-pixels``."""
     g = p.add_argument_group("pipeline")
@@ -48,9 +58,9 @@ def pipeline_overrides(args: argparse.Namespace) -> list[str]:
 def build_pipeline(args: argparse.Namespace, spec: str | None = None, check_weights: bool = True) -> Any:
     """Build the pipeline of ``spec`` (default ``--config``; ``NAME+OVERLAY`` specs allowed) with
     ``--set``/``--device``/``--seed``/``--max-pixels``."""
-    from layerkit.evaluation.bench import build_from_spec
+    from layerkit.pipelines.decompose import Pipeline
 
-    return build_from_spec(spec or args.config, pipeline_overrides(args), check_weights=check_weights)
+    return Pipeline.from_config(spec or args.config, pipeline_overrides(args), check_weights=check_weights)
 
 
 def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> list[float]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from layerkit.cli.common import HelpFormatter, parse_numbers
+from layerkit.cli.common import HelpFormatter, InOrder, parse_numbers
 
 EXAMPLES = """examples:
   layerkit edit stack/ --move 2:+40,-10 --scale 1:1.2 --recolor 2:hue=30 --duplicate 1:+120,0 --remove 3 -o edited.png
@@ -33,16 +33,6 @@ output: .png/.jpg/.webp/.tif gets the flat composite (PNG keeps transparency if 
 FLAT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
-class _Edit(argparse.Action):
-    """Appends ``(op, text)`` to ``namespace.edits`` keeping the command-line order."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        edits = list(getattr(namespace, "edits", None) or [])
-        edits.append((self.dest, values))
-        namespace.edits = edits
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("edit", help="move/scale/rotate/recolor/duplicate/remove/reorder/hide layers of a stack",
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
@@ -50,10 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for op, meta in (("move", "L:DX,DY"), ("scale", "L:F[,FY]"), ("rotate", "L:DEG"), ("recolor", "L:hue=H,sat=S,bright=B"),
                      ("duplicate", "L[:DX,DY]"), ("remove", "L"), ("reorder", "L:POS"), ("hide", "L"), ("show", "L"),
                      ("merge", "A-B")):
-        p.add_argument(f"--{op}", dest=op, action=_Edit, metavar=meta, help=f"{op} (repeatable; see below)")
+        p.add_argument(f"--{op}", dest=op, action=InOrder, metavar=meta, help=f"{op} (repeatable; see below)")
     p.add_argument("-o", "--output", required=True, help="flat image (.png …) or stack (.psd, .ora, folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.set_defaults(func=run, edits=[])
+    p.set_defaults(func=run, in_order=[])
 
 
 def _ref(text: str) -> int | str:
@@ -131,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     from layerkit.types import LayerStack
 
     check_output(args.output, args.overwrite)
-    if not args.edits:
+    if not args.in_order:
         raise EditError("no edit given; add --move/--scale/--rotate/--recolor/--duplicate/--remove/--reorder/--hide/--show/--merge")
-    edits = [parse_edit(op, text) for op, text in args.edits]
+    edits = [parse_edit(op, text) for op, text in args.in_order]
     stack = apply_edits(LayerStack.load(args.stack), edits)
     if Path(args.output).suffix.lower() in FLAT_SUFFIXES:
         save_image(stack.composite(), args.output, overwrite=args.overwrite)

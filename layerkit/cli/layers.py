@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from layerkit.cli.common import HelpFormatter, Progress, add_pipeline_args, build_pipeline, parse_numbers
+from layerkit.cli.common import HelpFormatter, InOrder, Progress, add_pipeline_args, build_pipeline, parse_numbers
 from layerkit.errors import PromptError
 
 EXAMPLES = """examples:
@@ -35,26 +35,16 @@ or .ora path gets a layered document."""
 PROMPT_FLAGS = ("box", "point", "mask", "text")
 
 
-class _Ordered(argparse.Action):
-    """Appends ``(kind, value)`` to ``namespace.items`` so the command-line order is kept."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        items = list(getattr(namespace, "items", None) or [])
-        items.append((self.dest, values))
-        namespace.items = items
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="split an image into a background + one layer per object (up to 20)",
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
     p.add_argument("image", help="input image (PNG, JPEG, WebP, TIFF, BMP)")
     g = p.add_argument_group("objects (each flag is one object unless grouped with --object)")
-    g.add_argument("--object", dest="object", nargs=0, action=_Ordered, help="start a group: the prompt flags after it form one object")
-    g.add_argument("--box", dest="box", action=_Ordered, metavar="X0,Y0,X1,Y1", help="box in pixels")
-    g.add_argument("--point", dest="point", action=_Ordered, metavar="X,Y[,LABEL]", help="point; LABEL 0 = not the object")
-    g.add_argument("--mask", dest="mask", action=_Ordered, metavar="PNG", help="mask image of the object (white on black)")
-    g.add_argument("--text", dest="text", action=_Ordered, metavar="PHRASE", help="phrase naming the object (needs a grounder)")
+    g.add_argument("--object", dest="object", nargs=0, action=InOrder, help="start a group: the prompt flags after it form one object")
+    g.add_argument("--box", dest="box", action=InOrder, metavar="X0,Y0,X1,Y1", help="box in pixels")
+    g.add_argument("--point", dest="point", action=InOrder, metavar="X,Y[,LABEL]", help="point; LABEL 0 = not the object")
+    g.add_argument("--mask", dest="mask", action=InOrder, metavar="PNG", help="mask image of the object (white on black)")
+    g.add_argument("--text", dest="text", action=InOrder, metavar="PHRASE", help="phrase naming the object (needs a grounder)")
     g.add_argument("--prompts", default=None, metavar="JSON", help="objects from a JSON file (see below)")
     g.add_argument("--auto", action="store_true", help="no prompts: find the objects automatically")
     o = p.add_argument_group("layers")
@@ -72,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress or report")
     add_pipeline_args(p)
-    p.set_defaults(func=run, items=[])
+    p.set_defaults(func=run, in_order=[])
 
 
 def parse_point(text: str) -> tuple[list[float], int]:
@@ -188,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.output, args.overwrite)  # fail before any long work
     check_max_layers(args.max_layers)
-    records = objects_from_items(args.items)
+    records = objects_from_items(args.in_order)
     if args.prompts:
         records += read_prompt_file(args.prompts)
     if args.auto and records:

@@ -7,27 +7,12 @@ resolved by :func:`layerkit.config.spec_overrides` and accepted by ``Pipeline.fr
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from layerkit.config import available_overlays, flatten_overlay, overlay_path, parse_spec, spec_overrides  # noqa: F401
-from layerkit.errors import ConfigError
 from layerkit.evaluation.composites import METRIC_KEYS, METRICS, TABLE_COLUMNS, CompositeSample, evaluate_composites, table_rows
 from layerkit.evaluation.report import Run, render_html, report_plots
 from layerkit.evaluation.runner import (EtaProgress, dump_json, environment, markdown_table, mean_timings, peak_rss_mb,
                                         summarise)
-
-
-def build_from_spec(spec: str, overrides: Sequence[str] | Mapping[str, Any] = (), check_weights: bool = True) -> Any:
-    """Build the :class:`~layerkit.pipelines.decompose.Pipeline` of a config spec.
-
-    Raises:
-        ConfigError: unknown config or overlay, invalid key or value.
-        MissingModelError: a learned stage's weights are not available offline.
-    """
-    from layerkit.pipelines.decompose import Pipeline
-
-    return Pipeline.from_config(spec, overrides, check_weights=check_weights)
 
 
 def run_config(pipe: Any, name: str, samples: Sequence[CompositeSample], prompt: str = "box", visuals: bool = False,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 #: PSNR of identical images is infinite; it is reported as this many dB so means stay finite.
 PSNR_CAP_DB = 100.0
@@ -96,6 +95,8 @@ def gradient_magnitude(alpha: np.ndarray, sigma: float = 1.4) -> np.ndarray:
     Returns:
         ``H×W`` float64 gradient magnitude.
     """
+    from scipy import ndimage  # imported here: the CLI builds its parsers from this package
+
     a = np.asarray(alpha, np.float64)
     g, dg = gaussian_gradient_kernels(sigma)
     gx = ndimage.convolve1d(ndimage.convolve1d(a, dg, axis=1, mode="nearest"), g, axis=0, mode="nearest")
@@ -132,6 +133,8 @@ def connectivity_error(pred: np.ndarray, gt: np.ndarray, region: np.ndarray | No
     Returns:
         The error divided by 1000.
     """
+    from scipy import ndimage
+
     p, g = _pair(pred, gt)
     n_steps = int(round(1.0 / step))
     thresholds = np.round(np.arange(n_steps + 1) * step, 10)

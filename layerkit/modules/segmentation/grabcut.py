@@ -237,15 +237,10 @@ def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: 
     Returns:
         ``H×W`` float ratio (> 1: the colour is more typical of the outside).
     """
-    from scipy.ndimage import gaussian_filter
-
     idx = colour_index(image, bins)
-    n = bins ** 3
-    h_in = np.bincount(idx[inside], minlength=n).reshape((bins,) * 3).astype(np.float64)
-    h_out = np.bincount(idx[~inside], minlength=n).reshape((bins,) * 3).astype(np.float64)
-    h_in = gaussian_filter(h_in, sigma) / max(int(inside.sum()), 1)
-    h_out = gaussian_filter(h_out, sigma) / max(int((~inside).sum()), 1)
-    return (h_out / (h_in + 1e-9)).ravel()[idx]
+    h_in = region_histogram(idx, inside, bins, sigma)
+    h_out = region_histogram(idx, ~inside, bins, sigma)
+    return (h_out / (h_in + 1e-9))[idx]
 
 
 def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> float:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerkit.ops.colour import colour_index, region_histogram
+
 
 class MorphologyTrimapper:
     """Mask → trimap (0 = background, 0.5 = unknown, 1 = foreground).
@@ -138,8 +140,6 @@ def see_through(image: np.ndarray, core: np.ndarray, band: np.ndarray, quantile:
     ring = outer.astype(bool) & ~band
     if not ring.any():
         return none, none
-    from layerkit.ops.colour import colour_index, region_histogram
-
     idx = colour_index(image, bins)
     h_i = region_histogram(idx, core, bins, sigma=1.0)
     h_r = region_histogram(idx, ring, bins, sigma=1.0)
