@@ -65,6 +65,8 @@ def test_net_rejects_bad_shapes() -> None:
         net(c, a[:, :, :5], x)
     with pytest.raises(ValueError, match="layer must be"):
         AlignmentNet("middle")
+    with pytest.raises(ValueError, match="prior_pool must be one of min, mean"):
+        AlignmentNet("foreground", prior_pool="max")
 
 
 def test_losses() -> None:

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from layerkit.modules.refinement.wavelet import POOLS
 from layerkit.ops.haar import dwt_haar, idwt_haar, wavedec, waverec
 from layerkit.ops.latent import crop_to, pad_to_multiple
 
@@ -123,8 +124,8 @@ class AlignmentNet(nn.Module):
     def __init__(self, layer: str = "background", channels: tuple[int, ...] | list[int] = (32, 64, 128),
                  prior_levels: int = 2, prior_pool: str = "min") -> None:
         super().__init__()
-        if prior_pool not in ("min", "mean"):
-            raise ValueError(f"prior_pool must be 'min' or 'mean', got {prior_pool!r}")
+        if prior_pool not in POOLS:
+            raise ValueError(f"prior_pool must be one of {', '.join(POOLS)}, got {prior_pool!r}")
         self.prior_pool = prior_pool
         if layer not in LAYERS:
             raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
