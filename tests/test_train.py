@@ -100,6 +100,22 @@ def test_overfit_one_batch() -> None:
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
+@pytest.mark.timeout(180)
+def test_data_workers_with_the_classical_hat_finish(folders: dict, tmp_path: Path) -> None:
+    """Worker processes run pymatting's numba-parallel code after torch has used OpenMP in the
+    trainer process; forked workers hung there (no batch in 7 minutes on a GPU machine, none in
+    5 minutes here), so the loaders start their workers with ``spawn``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)  # the trainer process as a user runs it: an OpenMP pool of several threads
+    try:
+        torch.ones(256, 256) @ torch.ones(256, 256)
+        result = _run("hfa_tiny", folders, tmp_path / "run", ["data.num_workers=2", "data.hat=classical", "trainer.max_steps=1",
+                                                              "data.train_samples=4", "data.val_samples=2"])
+    finally:
+        torch.set_num_threads(n)
+    assert Path(result["export"]).exists() and np.isfinite(result["metrics"]["train/loss"])
+
+
 def test_resume_and_pipeline_round_trip(folders: dict, tmp_path: Path, composite: dict) -> None:
     from layerkit.pipelines.decompose import Pipeline
     from layerkit.types import Prompt

@@ -153,7 +153,8 @@ class CompositeDataModule(L.LightningDataModule):
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         w = int(self.hparams.num_workers)
         return DataLoader(ds, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=w,
-                          persistent_workers=w > 0, worker_init_fn=_worker_init if w > 0 else None, drop_last=shuffle)
+                          persistent_workers=w > 0, worker_init_fn=_worker_init if w > 0 else None, drop_last=shuffle,
+                          multiprocessing_context="spawn" if w > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
