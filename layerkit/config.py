@@ -42,7 +42,8 @@ class PipelineSettings:
         roi_min_margin: smallest margin in pixels.
         coarse_side: long side of the downscaled full image used to locate an object given by
             points or text only, before the full-resolution pass on its region.
-        consistent: re-solve F from C, α and the final B so that the stack recomposes the input.
+        consistent: re-solve F from C, α and the final B (and B where that F would leave [0, 1]) so
+            that the stack recomposes the input.
         consistent_min_alpha: F is re-solved where α is at least this (below it the estimate
             is kept: dividing by a tiny α amplifies every error in B).
     """

@@ -7,7 +7,7 @@ import pytest
 
 from layerkit.errors import PromptError
 from layerkit.ops.compositing import composite as compose
-from layerkit.ops.compositing import over, solve_foreground
+from layerkit.ops.compositing import over, solve_foreground, solve_layers
 from layerkit.types import Layer, LayerStack, Prompt, alpha_bbox
 
 
@@ -100,6 +100,29 @@ def test_solve_foreground_recomposes(composite):
     err = np.abs(a[..., None] * f + (1 - a[..., None]) * b - c)
     assert err[a > 1e-3].max() < 1e-5
     np.testing.assert_allclose(compose(f, a, b)[a > 1e-3], c[a > 1e-3], atol=1e-5)
+
+
+def test_solve_layers_moves_the_background_where_f_would_clip(composite):
+    c, a = composite["image"], composite["alpha"]
+    rng = np.random.default_rng(0)
+    b_est = np.clip(composite["bg"] + rng.normal(0, 0.4, c.shape), 0, 1).astype(np.float32)  # contradicts C
+    clipped = solve_foreground(c, a, b_est)
+    err_before = np.abs(compose(clipped, a, b_est) - c)[a > 1e-3].max()
+    f, b = solve_layers(c, a, b_est, background_below=1.0)
+    assert err_before > 0.2  # the clipped F alone cannot recompose C
+    assert np.abs(compose(f, a, b) - c)[a > 1e-3].max() < 1e-5
+    f_half, b_half = solve_layers(c, a, b_est)  # default: B moves only where the layer is mostly transparent
+    np.testing.assert_array_equal(b_half[a >= 0.5], b_est[a >= 0.5])
+    np.testing.assert_array_equal(b_half[a < 0.5], b[a < 0.5])
+    np.testing.assert_array_equal(f_half, f)
+    assert f.min() >= 0 and f.max() <= 1 and b.min() >= 0 and b.max() <= 1
+    raw = (c - (1 - a[..., None]) * b_est) / np.maximum(a[..., None], 1e-3)
+    feasible = ((raw >= 0) & (raw <= 1)).all(-1) | (a < 1e-3)
+    np.testing.assert_array_equal(b[feasible], b_est[feasible])  # B moves only where F had to clip
+    moved = ~feasible & (a < 1)
+    assert moved.any()
+    lo, hi = np.minimum(b_est, c), np.maximum(b_est, c)
+    assert ((b[moved] >= lo[moved] - 1e-6) & (b[moved] <= hi[moved] + 1e-6)).all()  # between the estimate and C
 
 
 def test_layerstack_edit_methods_delegate(composite):

@@ -46,7 +46,8 @@ def solve_foreground(image: np.ndarray, alpha: np.ndarray, background: np.ndarra
     """Re-solve ``F = (C − (1 − α)·B) / α`` so that the stack recomposes ``C``.
 
     Where ``α < min_alpha`` the division is meaningless; there the given ``foreground`` (or 0) is
-    kept. The result is clipped to ``[0, 1]``, which is the only source of recomposition error.
+    kept. The result is clipped to ``[0, 1]``, which is the only source of recomposition error
+    (:func:`solve_layers` removes it by moving the background instead).
 
     Args:
         image: ``H×W×3`` composite ``C``.
@@ -58,12 +59,44 @@ def solve_foreground(image: np.ndarray, alpha: np.ndarray, background: np.ndarra
     Returns:
         ``H×W×3`` float32 straight foreground colour.
     """
+    return np.clip(_unclipped_foreground(image, alpha, background, foreground, min_alpha), 0.0, 1.0).astype(np.float32)
+
+
+def _unclipped_foreground(image: np.ndarray, alpha: np.ndarray, background: np.ndarray, foreground: np.ndarray | None,
+                          min_alpha: float) -> np.ndarray:
     a = alpha[..., None]
     num = image - (1.0 - a) * background
     f = np.divide(num, a, out=np.zeros_like(num, dtype=np.float32), where=a >= min_alpha)
     if foreground is not None:
         f = np.where(a >= min_alpha, f, foreground)
-    return np.clip(f, 0.0, 1.0).astype(np.float32)
+    return f
+
+
+def solve_layers(image: np.ndarray, alpha: np.ndarray, background: np.ndarray, foreground: np.ndarray | None = None,
+                 min_alpha: float = 1e-3, background_below: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Re-solve ``F`` as in :func:`solve_foreground`, and ``B`` where that ``F`` had to be clipped.
+
+    Where ``F`` leaves ``[0, 1]`` the background estimate cannot be seen through ``α`` as ``C``.
+    If there the layer is mostly transparent (``α < background_below``: the image shows more
+    background than object), the background is re-solved from the clipped ``F``:
+    ``B = (C − α·F) / (1 − α)``. That ``B`` always lies in ``[0, 1]``, between the estimate and
+    ``C``, so the pair recomposes ``C`` to float precision. Where the layer is mostly opaque the
+    estimate is kept (there ``C`` says little about ``B``; moving it put object colour into the
+    background: on the 30 dev composites, B PSNR over the occluded region 16.46 → 15.95 dB with
+    ``background_below=1``, 16.45 dB with 0.5, recomposition 54.0 → 64.8 dB).
+
+    Returns:
+        ``(F, B)``, ``H×W×3`` float32 each.
+    """
+    raw = _unclipped_foreground(image, alpha, background, foreground, min_alpha)
+    f = np.clip(raw, 0.0, 1.0).astype(np.float32)
+    a = alpha[..., None]
+    fix = (a >= min_alpha) & (a < min(background_below, 1.0)) & (f != raw)
+    b = np.asarray(background, np.float32)
+    if fix.any():
+        b_new = np.divide(image - a * f, 1.0 - a, out=np.zeros_like(raw, dtype=np.float32), where=a < 1.0)
+        b = np.where(fix, np.clip(b_new, 0.0, 1.0), b).astype(np.float32)
+    return f, b
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:

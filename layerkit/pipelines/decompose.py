@@ -18,7 +18,7 @@ from layerkit.config import PipelineSettings, build_stages, dump_config, load_co
 from layerkit.errors import PromptError
 from layerkit.io.image import ImageLike, load_image
 from layerkit.ops.boxes import select_box
-from layerkit.ops.compositing import solve_foreground
+from layerkit.ops.compositing import solve_layers
 from layerkit.ops.roi import crop, expand_box, paste, scale_to_side
 from layerkit.registry import ROLES
 from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt, alpha_bbox
@@ -233,7 +233,7 @@ class Pipeline:
             with self._stage("refine", timings):
                 fg, bg = self.refiner(sub, alpha, fg, bg)
         if s.consistent:
-            fg = solve_foreground(sub, alpha, bg, fg, min_alpha=s.consistent_min_alpha)
+            fg, bg = solve_layers(sub, alpha, bg, fg, min_alpha=s.consistent_min_alpha)
 
         full_alpha = paste(np.zeros((h, w), np.float32), alpha, roi)
         full_fg = paste(np.zeros((h, w, 3), np.float32), fg, roi)

@@ -4,9 +4,10 @@ The front-most object is decomposed first with the single-object pipeline (``pip
 prompt)``: alpha ``α₁``, object colour ``F₁``, completed background ``B₁``); the next object is
 decomposed from ``B₁``, and so on. The stack is ``[B_n, obj_n, …, obj_1]`` (bottom → top). Each
 object's colour is re-solved against the image it was peeled from
-(:func:`~layerkit.ops.compositing.solve_foreground`), so every peel satisfies
+(:func:`~layerkit.ops.compositing.solve_layers`: where ``F`` would leave ``[0, 1]`` the
+background is moved toward the image instead), so every peel satisfies
 ``I_{k-1} = α_k·F_k + (1 − α_k)·B_k`` and the whole stack recomposes the input exactly, up to
-clipping where ``α`` is tiny. An object peeled from a completed background keeps the completed
+the pixels where ``α`` is below 0.001. An object peeled from a completed background keeps the completed
 (hidden) part that the background completion painted in.
 
 Front-to-back order: given by the caller, or found from the objects' mutual occlusion on the
@@ -27,7 +28,7 @@ import numpy as np
 
 from layerkit.errors import PromptError
 from layerkit.io.image import ImageLike, load_image
-from layerkit.ops.compositing import psnr, solve_foreground
+from layerkit.ops.compositing import psnr, solve_layers
 from layerkit.pipelines.ordering import Box, box_intersection, box_iou, object_box, occlusion_order, prompts_equal, same_object
 from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt
 
@@ -185,7 +186,7 @@ class Peeler:
             x0, y0, x1, y1 = res.roi  # type: ignore[misc]
             bg = self.current.copy()
             bg[y0:y1, x0:x1] = res.background[y0:y1, x0:x1]
-        fg = solve_foreground(self.current, alpha, bg, res.foreground[..., :3])
+        fg, bg = solve_layers(self.current, alpha, bg, res.foreground[..., :3])
         rgba = np.concatenate([fg * (alpha[..., None] > 0), alpha[..., None]], axis=2)
         self.layers.append(Layer(rgba, name=name, prompt=res.prompt))
         self.alphas.append(alpha)
