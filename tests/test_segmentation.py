@@ -62,7 +62,8 @@ def test_collapsed_grabcut_falls_back_on_the_box(composite, monkeypatch):
 
 
 @pytest.mark.parametrize("override, key", [("segmenter.threads=0", "segmenter.threads"),
-                                           ("segmenter.inits=[box,ring]", "segmenter.inits")])
+                                           ("segmenter.inits=[box,ring]", "segmenter.inits"),
+                                           ("segmenter.fill_holes=2", "segmenter.fill_holes")])
 def test_bad_settings_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         Pipeline.from_config("classical", [override])
@@ -92,3 +93,44 @@ def test_background_separation(composite):
     assert background_separation(img, bg, bg) == pytest.approx(0.0)
     assert background_separation(img, np.zeros_like(obj), bg) == -1.0
     assert background_separation(img, obj, np.zeros_like(obj)) == 0.0
+
+
+def _holed(hole_colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A red disc with a round hole of ``hole_colour`` on a green-blue background."""
+    h, w = 80, 100
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w, 3), np.float32)
+    img[...] = (0.1, 0.6, 0.5)
+    img[..., 1] += 0.1 * np.sin(xx / 4.0)
+    disc = np.hypot(yy - 40, xx - 50) < 28
+    hole = np.hypot(yy - 40, xx - 50) < 6
+    img[disc] = (0.85, 0.15, 0.1)
+    img[hole] = hole_colour
+    known = np.ones((h, w), bool)
+    known[8:72, 18:82] = False
+    return img, disc & ~hole, known
+
+
+def test_holes_foreign_to_the_background_are_filled():
+    from layerkit.modules.segmentation.grabcut import fill_foreign_holes
+
+    img, mask, known = _holed((0.02, 0.02, 0.02))  # a black eye: no such colour outside
+    filled = fill_foreign_holes(img, mask, known)
+    assert filled.sum() > mask.sum() + 80 and not (filled & ~(mask | (np.hypot(*np.mgrid[-40:40, -50:50]) < 6))).any()
+    img, mask, known = _holed((0.1, 0.6, 0.5))  # the background seen through the object
+    assert np.array_equal(fill_foreign_holes(img, mask, known), mask)
+    img, mask, known = _holed((0.02, 0.02, 0.02))
+    assert np.array_equal(fill_foreign_holes(img, mask, known, max_hole=0.01), mask)  # too large a hole
+    assert np.array_equal(fill_foreign_holes(img, mask, np.zeros_like(known)), mask)  # no known background
+
+
+def test_segmenter_fills_an_emoji_eye_only_when_enabled(monkeypatch):
+    """GrabCut gave the eye to the background (as on the dev set's dog emoji); the segmenter fills it."""
+    img, mask, _ = _holed((0.02, 0.02, 0.02))
+    monkeypatch.setattr(GrabCutSegmenter, "_grabcut", lambda self, img8, labels: mask.copy())
+    prompt = Prompt(boxes=[[20, 10, 80, 70]])
+    on = GrabCutSegmenter(threads=1)(img, prompt)
+    off = GrabCutSegmenter(threads=1, fill_holes=1.0)(img, prompt)
+    assert on[40, 50] and not off[40, 50] and np.array_equal(off, mask)
+    with pytest.raises(ValueError, match="fill_holes"):
+        GrabCutSegmenter(fill_holes=1.5)

@@ -25,7 +25,9 @@ from 10.2 (``box``) to 6.9 (``histogram`` + ``center``); see docs/benchmarks.md.
 initialisations are independent GrabCut runs, so they run in ``threads`` threads (OpenCV
 releases the GIL). If every initialisation loses the object (GrabCut's colour models can
 collapse on low-contrast objects), plain ``box`` GrabCut runs, and if that also comes back
-empty the prompt's own region is returned, so a valid prompt always yields a mask.
+empty the prompt's own region is returned, so a valid prompt always yields a mask. Finally,
+enclosed holes whose colours the known background lacks are filled (``fill_holes``, see
+:func:`fill_foreign_holes`).
 """
 
 from __future__ import annotations
@@ -53,18 +55,27 @@ class GrabCutSegmenter:
         center_radius: relative radius of the ``center`` ellipse.
         core_radius: relative radius of the ``core`` ellipse.
         threads: initialisations run at once (1 = one after the other).
+        fill_holes: enclosed holes whose colours differ from the known background by more than
+            this (``1 −`` histogram intersection, see :func:`fill_foreign_holes`) are filled;
+            0 fills every small hole, 1 none.
+        max_hole: holes larger than this fraction of the mask are never filled.
         seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
     """
 
     def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
                  box_margin: int = 2, refine_mask: bool = False, inits: tuple[str, ...] = ("histogram", "center", "core"),
-                 center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, seed: int = 0) -> None:
+                 center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
+                 max_hole: float = 0.06, seed: int = 0) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
         self.inits = tuple(inits)
         if threads < 1:
             raise ValueError(f"segmenter.threads must be >= 1, got {threads}")
+        if not 0.0 <= fill_holes <= 1.0 or not 0.0 <= max_hole <= 1.0:
+            raise ValueError(f"segmenter.fill_holes and segmenter.max_hole must be in [0, 1]; got {fill_holes}, {max_hole}")
+        self.fill_holes = fill_holes
+        self.max_hole = max_hole
         self.center_radius = center_radius
         self.core_radius = core_radius
         self.threads = threads
@@ -102,6 +113,8 @@ class GrabCutSegmenter:
         inits = self.inits if prompt.boxes is not None else ("box",)
         boxes = prompt.boxes * k if prompt.boxes is not None else None
         mask = self._best_of(img8, small, labels, inits, boxes)
+        if self.fill_holes < 1.0 and mask.any():
+            mask = fill_foreign_holes(small, mask, labels == cv2.GC_BGD, self.fill_holes, self.max_hole)
         if not mask.any() and inits != ("box",):
             mask = self._grabcut(img8, labels)
         if not mask.any():  # GrabCut lost the object: fall back on the prompt's own region
@@ -270,6 +283,40 @@ def background_separation(image: np.ndarray, mask: np.ndarray, background: np.nd
         return 0.0
     idx = colour_index(image, bins)
     return float(1.0 - np.minimum(region_histogram(idx, mask, bins), region_histogram(idx, background, bins)).sum())
+
+
+def fill_foreign_holes(image: np.ndarray, mask: np.ndarray, known_bg: np.ndarray, threshold: float = 0.7,
+                       max_hole: float = 0.06) -> np.ndarray:
+    """Fill the mask's enclosed holes whose colours are foreign to the known background.
+
+    A hole that shows the background (the gap between a rabbit's legs) has the background's
+    colours; one that does not (an emoji's black eyes, which GrabCut gives to the background
+    because dark rocks lie outside the box) is part of the object. A hole is filled when
+    :func:`background_separation` of its pixels from ``known_bg`` exceeds ``threshold`` and it
+    covers at most ``max_hole`` of the mask. Without known background nothing is filled.
+
+    On the 30 dev composites (box prompts) α SAD 6.33 → 6.19 and soft-IoU 0.837 → 0.841: the
+    dog and apple emoji eyes and the butterfly's dark wing markings are filled, the rabbit's
+    see-through gaps kept; one gap in the stone cairn is filled wrongly (SAD 18.8 → 19.4).
+    """
+    from scipy.ndimage import binary_fill_holes, label
+
+    if not known_bg.any():
+        return mask
+    holes = binary_fill_holes(mask) & ~mask
+    if not holes.any():
+        return mask
+    comp, n = label(holes)
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)
+    out = mask.copy()
+    limit = max_hole * mask.sum()
+    for k in range(1, n + 1):
+        if sizes[k] > limit:
+            continue
+        hole = comp == k
+        if background_separation(image, hole, known_bg) > threshold:
+            out |= hole
+    return out
 
 
 def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
