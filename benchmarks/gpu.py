@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 import traceback
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -229,13 +228,18 @@ def train_yaml(name: str) -> dict[str, Any]:
 # Each builder returns the random model(s) of one stage, built on ``dev`` (on CUDA the random
 # initialisation runs on the GPU: seconds instead of minutes for SDXL).
 
+def _clip_text(tiny: bool, tok_dir: Path) -> tuple[Any, dict[str, int]]:
+    """CLIP tokenizer (77 tokens, 16 tiny) and the token ids a ``CLIPTextConfig`` needs."""
+    tok = clip_tokenizer(tok_dir / "clip", 16 if tiny else 77)
+    return tok, dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+                     vocab_size=len(tok))
+
+
 def build_sdxl(tiny: bool, dev: str, tok_dir: Path) -> Any:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    tok = clip_tokenizer(tok_dir / "clip", 16 if tiny else 77)
-    ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-               vocab_size=len(tok))
+    tok, ids = _clip_text(tiny, tok_dir)
     torch.manual_seed(0)
     with torch.device(dev):
         if tiny:
@@ -265,9 +269,7 @@ def build_sd2(tiny: bool, dev: str, tok_dir: Path) -> Any:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tok = clip_tokenizer(tok_dir / "clip", 16 if tiny else 77)
-    ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-               vocab_size=len(tok))
+    tok, ids = _clip_text(tiny, tok_dir)
     torch.manual_seed(0)
     with torch.device(dev):
         if tiny:
@@ -335,15 +337,9 @@ def build_sam_hf(tiny: bool, dev: str) -> tuple[Any, Any]:
 
     torch.manual_seed(0)
     if tiny:
-        cfg = SamConfig(
-            vision_config={"hidden_size": 16, "output_channels": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-                           "image_size": 64, "patch_size": 8, "window_size": 4, "global_attn_indexes": [1],
-                           "num_pos_feats": 8, "mlp_dim": 32},
-            prompt_encoder_config={"hidden_size": 16, "image_size": 64, "patch_size": 8, "mask_input_channels": 4},
-            mask_decoder_config={"hidden_size": 16, "mlp_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                 "iou_head_hidden_dim": 16})
-        proc = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64},
-                                 mask_size={"longest_edge": 32}, mask_pad_size={"height": 32, "width": 32})
+        factories = _test_model_factories()
+        cfg = SamConfig(**factories.TINY_SAM_HF)
+        proc = SamImageProcessor(**factories.TINY_SAM_HF_PROCESSOR)
     else:
         cfg = SamConfig(vision_config=SAM_VIT_H)
         proc = SamImageProcessor()  # longest edge 1024, padded to 1024²
@@ -352,23 +348,21 @@ def build_sam_hf(tiny: bool, dev: str) -> tuple[Any, Any]:
     return model, SamProcessor(proc)
 
 
+def _test_model_factories() -> Any:
+    """``tests/test_stages_pretrained_factories.py``: the tests' tiny model definitions, which
+    ``--tiny`` reuses (one definition for the tests and this script)."""
+    import importlib.util
+
+    path = ROOT / "tests" / "test_stages_pretrained_factories.py"
+    spec = importlib.util.spec_from_file_location("layerkit_test_factories", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
 def build_tiny_segment_anything(checkpoint: str | None = None) -> Any:
     """The tiny ``segment_anything`` ``Sam`` of the tests (a ``sam_model_registry`` builder)."""
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    torch.manual_seed(0)
-    dim = 16
-    sam = Sam(
-        image_encoder=ImageEncoderViT(img_size=64, patch_size=8, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0,
-                                      out_chans=dim, qkv_bias=True, use_rel_pos=True, window_size=4,
-                                      global_attn_indexes=(1,), norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)),
-        prompt_encoder=PromptEncoder(embed_dim=dim, image_embedding_size=(8, 8), input_image_size=(64, 64), mask_in_chans=4),
-        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=16,
-                                 transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=32, num_heads=2)),
-        pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
-    if checkpoint is not None:
-        sam.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    return sam.eval()
+    return _test_model_factories().build_tiny_sam(checkpoint)
 
 
 def build_segment_anything(tiny: bool, dev: str) -> Any:
@@ -488,6 +482,15 @@ class Bench:
         dt = time.perf_counter() - t0
         self.log(stage, f"{what} in {dt:.1f} s")
         return out, dt
+
+    def save_random(self, stage: str, what: str, build: Callable[[], tuple[Any, Any]], folder: Path) -> None:
+        """Build a random ``(model, processor)`` pair, save both to ``folder``, free the build's memory."""
+        def build_save() -> None:
+            model, proc = build()
+            model.to(self.save_dtype).save_pretrained(folder)
+            proc.save_pretrained(folder)
+        self.timed_load(stage, what, build_save)
+        self.free()
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -692,12 +695,9 @@ def stage_grounding_dino(b: Bench, stage: str) -> None:
     from layerkit.modules.grounding.grounding_dino import GroundingDinoGrounder
 
     with b.tempdir(stage) as tmp:
-        def build_save() -> None:
-            model, proc = build_grounding_dino(b.tiny, b.build_device, tmp / "tok", b.args.gdino)
-            model.to(b.save_dtype).save_pretrained(tmp / "model")
-            proc.save_pretrained(tmp / "model")
-        b.timed_load(stage, f"built random grounding-dino-{'tiny-test' if b.tiny else b.args.gdino} and saved it", build_save)
-        b.free()
+        name = "tiny-test" if b.tiny else b.args.gdino
+        b.save_random(stage, f"built random grounding-dino-{name} and saved it",
+                      lambda: build_grounding_dino(b.tiny, b.build_device, tmp / "tok", b.args.gdino), tmp / "model")
         dtypes = list(dict.fromkeys(["float32", b.dtype]))
         _detector_rows(b, stage, GroundingDinoGrounder, tmp / "model", GROUNDING_TEXT, dtypes,
                        dict(box_threshold=0.3, text_threshold=0.25))
@@ -708,12 +708,8 @@ def stage_owlv2(b: Bench, stage: str) -> None:
     from layerkit.modules.grounding.owlv2 import Owlv2Grounder
 
     with b.tempdir(stage) as tmp:
-        def build_save() -> None:
-            model, proc = build_owlv2(b.tiny, b.build_device, tmp / "tok")
-            model.to(b.save_dtype).save_pretrained(tmp / "model")
-            proc.save_pretrained(tmp / "model")
-        b.timed_load(stage, "built random owlv2 and saved it", build_save)
-        b.free()
+        b.save_random(stage, "built random owlv2 and saved it", lambda: build_owlv2(b.tiny, b.build_device, tmp / "tok"),
+                      tmp / "model")
         _detector_rows(b, stage, Owlv2Grounder, tmp / "model", OWL_TEXT, [b.dtype], dict(box_threshold=0.15))
 
 
@@ -726,12 +722,8 @@ def stage_sam_hf(b: Bench, stage: str) -> None:
     image, _ = test_image(res, res)
     box = [res * 0.25, res * 0.25, res * 0.75, res * 0.75]
     with b.tempdir(stage) as tmp:
-        def build_save() -> None:
-            model, proc = build_sam_hf(b.tiny, b.build_device)
-            model.to(b.save_dtype).save_pretrained(tmp / "model")
-            proc.save_pretrained(tmp / "model")
-        b.timed_load(stage, "built random SAM ViT-H (transformers) and saved it", build_save)
-        b.free()
+        b.save_random(stage, "built random SAM ViT-H (transformers) and saved it",
+                      lambda: build_sam_hf(b.tiny, b.build_device), tmp / "model")
         seg = HFSamSegmenter(str(tmp / "model"), dtype=b.dtype).to(b.device)
         parts, load_s = b.timed_load(stage, "loaded through HFSamSegmenter", lambda: seg.loaded)
         model, proc = parts["model"], parts["processor"]
@@ -814,12 +806,8 @@ def stage_vitmatte(b: Bench, stage: str) -> None:
     res = b.res(args.resolution, 96)
     tile, overlap = (64, 16) if b.tiny else (args.vitmatte_tile, 128)
     with b.tempdir(stage) as tmp:
-        def build_save() -> None:
-            model, proc = build_vitmatte(b.tiny, b.build_device)
-            model.to(b.save_dtype).save_pretrained(tmp / "model")
-            proc.save_pretrained(tmp / "model")
-        b.timed_load(stage, "built random ViTMatte-B and saved it", build_save)
-        b.free()
+        b.save_random(stage, "built random ViTMatte-B and saved it", lambda: build_vitmatte(b.tiny, b.build_device),
+                      tmp / "model")
         m = VitMatteMatter(str(tmp / "model"), tile=max(tile, res), overlap=overlap, context=64, dtype=b.dtype).to(b.device)
         parts, load_s = b.timed_load(stage, "loaded through VitMatteMatter", lambda: m.loaded)
         model, proc = parts["model"], parts["processor"]

@@ -91,21 +91,23 @@ def save_tiny_owlv2(d: Path) -> None:
     Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(d)
 
 
+TINY_SAM_HF = {  # SamConfig arguments (also used by benchmarks/gpu.py --tiny)
+    "vision_config": {"hidden_size": 16, "output_channels": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                      "image_size": 64, "patch_size": 8, "window_size": 4, "global_attn_indexes": [1],
+                      "num_pos_feats": 8, "mlp_dim": 32},
+    "prompt_encoder_config": {"hidden_size": 16, "image_size": 64, "patch_size": 8, "mask_input_channels": 4},
+    "mask_decoder_config": {"hidden_size": 16, "mlp_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                            "iou_head_hidden_dim": 16}}
+TINY_SAM_HF_PROCESSOR = {"size": {"longest_edge": 64}, "pad_size": {"height": 64, "width": 64},
+                         "mask_size": {"longest_edge": 32}, "mask_pad_size": {"height": 32, "width": 32}}
+
+
 def save_tiny_sam_hf(d: Path) -> None:
     from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
     torch.manual_seed(0)
-    cfg = SamConfig(
-        vision_config={"hidden_size": 16, "output_channels": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": 64, "patch_size": 8, "window_size": 4, "global_attn_indexes": [1],
-                       "num_pos_feats": 8, "mlp_dim": 32},
-        prompt_encoder_config={"hidden_size": 16, "image_size": 64, "patch_size": 8, "mask_input_channels": 4},
-        mask_decoder_config={"hidden_size": 16, "mlp_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                             "iou_head_hidden_dim": 16})
-    SamModel(cfg).save_pretrained(d)
-    processor = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64},
-                                  mask_size={"longest_edge": 32}, mask_pad_size={"height": 32, "width": 32})
-    SamProcessor(processor).save_pretrained(d)
+    SamModel(SamConfig(**TINY_SAM_HF)).save_pretrained(d)
+    SamProcessor(SamImageProcessor(**TINY_SAM_HF_PROCESSOR)).save_pretrained(d)
 
 
 def build_tiny_sam(checkpoint: str | None = None) -> torch.nn.Module:
