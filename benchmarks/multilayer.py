@@ -9,7 +9,7 @@ the script's reports.
 
 Usage:
     layerkit make-dataset --fg-dir FG --bg-dir BG --objects 3 --n 30 --seed 0 -o multi3/
-    python benchmarks/multilayer.py multi3/ -o bench_multi3/ [--modes prompted auto] [--config classical]
+    python benchmarks/multilayer.py multi3/ -o bench_multi3/ [--modes prompted auto] [--config classical+peel]
 
 Writes ``OUT/<mode>/stacks``, ``OUT/<mode>/eval`` and ``OUT/summary.md`` / ``summary.json``.
 """
@@ -94,7 +94,7 @@ def main() -> int:
     p.add_argument("data", help="layerkit make-dataset folder")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--modes", nargs="+", default=["prompted", "auto"], choices=("prompted", "auto"))
-    p.add_argument("--config", default="classical")
+    p.add_argument("--config", default="classical+peel", help="pipeline config spec (default: that of layerkit layers)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt order")
     p.add_argument("--limit", type=int, default=None)
     args = p.parse_args()

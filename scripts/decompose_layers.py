@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from layerkit.cli.common import HelpFormatter, add_pipeline_args
+    from layerkit.cli.common import MULTILAYER_CONFIG, HelpFormatter, add_pipeline_args
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("images", help="folder of images")
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--format", choices=("folder", "psd", "ora"), default="folder", help="stack format")
     p.add_argument("--limit", type=int, default=None, help="process at most N images")
     p.add_argument("-o", "--output", required=True, help="output folder (created; reused to resume)")
-    add_pipeline_args(p)
+    add_pipeline_args(p, MULTILAYER_CONFIG)
     return p.parse_args(argv)
 
 

@@ -100,3 +100,5 @@ def test_from_config_accepts_overlay_specs():
         Pipeline.from_config("classical+nope")
     # a user override that names the overlay's section wins over the overlay
     assert type(Pipeline.from_config("classical+hfa", {"refiner.backend": "wavelet"}).refiner).__name__ == "WaveletRefiner"
+    peel = Pipeline.from_config("classical+peel")  # multi-layer peeling: no `core` initialisation
+    assert peel.segmenter.inits == ("histogram", "center") and peel.segmenter.fill_holes == 0.7

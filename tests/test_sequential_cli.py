@@ -30,8 +30,7 @@ def scene_file(tmp_path) -> tuple[dict, Path]:
 @pytest.fixture
 def oracle(monkeypatch, scene_file):
     pipe = OraclePipe(scene_file[0]["gt"])
-    monkeypatch.setattr("layerkit.cli.layers.build_pipeline", lambda args: pipe)
-    monkeypatch.setattr("layerkit.cli.common.build_pipeline", lambda args: pipe)
+    monkeypatch.setattr("layerkit.cli.common.build_pipeline", lambda args: pipe)  # every command looks it up at call time
     return pipe
 
 
@@ -152,3 +151,20 @@ def test_batch_script_is_resumable_and_survives_failures(oracle, scene_file, tmp
     assert json.loads((out / "summary.json").read_text())["skipped_done_before"] == 2
     rc = script.main([str(src), "-o", str(tmp_path / "psd"), "--format", "psd", "--limit", "1"])
     assert rc == 1 and "no prompts for this image" in (tmp_path / "psd" / "failures.jsonl").read_text()
+
+
+def test_multilayer_commands_default_to_the_peel_overlay(monkeypatch, scene_file, tmp_path):
+    """``layers`` builds ``classical+peel`` unless told otherwise; ``decompose`` keeps ``classical``."""
+    seen = []
+
+    def fake_build(args, spec=None, check_weights=True):
+        seen.append(args.config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("layerkit.cli.common.build_pipeline", fake_build)
+    for argv in (["layers", str(scene_file[1]), "--box", "1,1,20,20", "-o", str(tmp_path / "a")],
+                 ["layers", str(scene_file[1]), "--box", "1,1,20,20", "-o", str(tmp_path / "b"), "--config", "classical"],
+                 ["decompose", str(scene_file[1]), "--box", "1,1,20,20", "-o", str(tmp_path / "c")]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert seen == ["classical+peel", "classical", "classical"]

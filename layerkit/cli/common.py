@@ -25,10 +25,15 @@ class InOrder(argparse.Action):
         namespace.in_order = [*(getattr(namespace, "in_order", None) or []), (self.dest, values)]
 
 
-def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+MULTILAYER_CONFIG = "classical+peel"
+"""Default config of the multi-layer commands: the ``peel`` overlay drops the GrabCut ``core``
+initialisation, which assumes an object centred in its box (a visible-part box is not)."""
+
+
+def add_pipeline_args(p: argparse.ArgumentParser, default_config: str = "classical") -> None:
     """``--config``, ``--set``, ``--device``, ``--seed``, ``--max-pixels``."""
     g = p.add_argument_group("pipeline")
-    g.add_argument("--config", default="classical",
+    g.add_argument("--config", default=default_config,
                    help="shipped config name or YAML path, optionally +OVERLAY (e.g. classical+hfa)")
     g.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
                    help="dotted config overrides, e.g. matter.backend=vitmatte trimapper.band=12 "

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from layerkit.cli.common import HelpFormatter, Progress, add_pipeline_args, add_prompt_args, build_pipeline, prompt_from_args
+from layerkit.cli import common
+from layerkit.cli.common import HelpFormatter, Progress, add_pipeline_args, add_prompt_args, prompt_from_args
 
 EXAMPLES = """examples:
   layerkit decompose photo.jpg --box 120,40,380,500 -o out/
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.output, args.overwrite)  # fail before any long work
     prompt = prompt_from_args(args)
-    pipe = build_pipeline(args)
+    pipe = common.build_pipeline(args)
     pipe.progress = Progress(enabled=not args.quiet)
     res = pipe(args.image, prompt, name=args.name)
     save_stack(res.layers, args.output, overwrite=args.overwrite)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from layerkit.cli.common import HelpFormatter, add_pipeline_args, add_report_output_args
+from layerkit.cli.common import MULTILAYER_CONFIG, HelpFormatter, add_pipeline_args, add_report_output_args
 
 EXAMPLES = """examples:
   layerkit make-dataset --fg-dir DEV/fg --bg-dir DEV/bg --objects 3 --n 50 --seed 0 -o multi/
-  layerkit eval-layers multi/ --config classical -o layers/
+  layerkit eval-layers multi/ -o layers/                      # config classical+peel
   layerkit eval-layers multi/ --pred-dir my_stacks/ -o layers_mine/
 
 Each sample's prediction is pipe.layers(composite, prompts) (one prompt per GT object, bottom to
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-group", action="store_true", help="do not group non-overlapping layers first")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
     add_report_output_args(p)
-    add_pipeline_args(p)
+    add_pipeline_args(p, MULTILAYER_CONFIG)
     p.set_defaults(func=run)
 
 

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from layerkit.cli.common import HelpFormatter, Progress, add_pipeline_args, build_pipeline, parse_numbers
+from layerkit.cli import common
+from layerkit.cli.common import HelpFormatter, Progress, add_pipeline_args, parse_numbers
 
 EXAMPLES = """examples:
   layerkit generate "A bird flying at sunset over the mountains" --fg "A bird flying" -o bird.psd
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if any(v != int(v) for v in values):
             raise PromptError(f"--fg-words {args.fg_words!r} must be whole numbers such as 0,1,2")
         foreground = [int(v) for v in values]
-    pipe = build_pipeline(args, check_weights=False)  # generate() checks every model it needs at once
+    pipe = common.build_pipeline(args, check_weights=False)  # generate() checks every model it needs at once
     pipe.progress = Progress(enabled=not args.quiet)
     kw = {"name": args.name} if args.name else {}
     res = generate_result(pipe, args.text, foreground, seed=args.seed, height=args.height, width=args.width, **kw)

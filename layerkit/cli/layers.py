@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from layerkit.cli.common import HelpFormatter, InOrder, Progress, add_pipeline_args, build_pipeline, parse_numbers
+from layerkit.cli import common
+from layerkit.cli.common import MULTILAYER_CONFIG, HelpFormatter, InOrder, Progress, add_pipeline_args, parse_numbers
 from layerkit.errors import PromptError
 
 EXAMPLES = """examples:
@@ -61,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder, .psd or .ora")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--quiet", action="store_true", help="no progress or report")
-    add_pipeline_args(p)
+    add_pipeline_args(p, MULTILAYER_CONFIG)
     p.set_defaults(func=run, in_order=[])
 
 
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         raise PromptError("--multilayer decomposes without prompts; add --auto")
     prompts, names = prompts_from_records(records)
     order, merge = parse_order(args.order), [parse_merge(m) for m in args.merge]
-    pipe = build_pipeline(args)
+    pipe = common.build_pipeline(args)
     pipe.progress = Progress(enabled=not args.quiet)
     backend = None
     if args.multilayer:
