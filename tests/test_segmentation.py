@@ -43,6 +43,24 @@ def test_the_best_separated_initialisation_wins(composite, monkeypatch):
     assert np.array_equal(mask, good)
 
 
+@pytest.mark.parametrize("min_cover, wins", [(0.02, "object"), (0.0, "speck")])
+def test_a_speck_does_not_win_over_the_object(composite, monkeypatch, min_cover, wins):
+    """A few pixels can score best (the shipped photo's white shuttle was lost that way: a
+    136-pixel mask won); below ``min_cover`` of the box an initialisation has lost the object."""
+    import layerkit.modules.segmentation.grabcut as gc
+
+    obj = composite["alpha"] > 0.5
+    speck = np.zeros_like(obj)
+    speck[48, 64] = True
+    monkeypatch.setattr(gc, "colour_separation", lambda image, mask: 1.0 / mask.sum())  # smaller scores better
+    monkeypatch.setattr(gc, "background_separation", lambda image, mask, bg: 0.0)
+    seg = GrabCutSegmenter(inits=("center", "core"), threads=1, min_cover=min_cover, fill_holes=1.0)
+    answers = iter([obj, speck])
+    monkeypatch.setattr(seg, "_grabcut", lambda img8, labels: next(answers))
+    mask = seg(composite["image"], Prompt(boxes=[composite["box"]]))
+    assert np.array_equal(mask, obj if wins == "object" else speck)
+
+
 def test_collapsed_grabcut_falls_back_on_the_box(composite, monkeypatch):
     """GrabCut losing the object must not turn a valid prompt into 'no object found'."""
     seg = GrabCutSegmenter(box_margin=0)
@@ -63,7 +81,8 @@ def test_collapsed_grabcut_falls_back_on_the_box(composite, monkeypatch):
 
 @pytest.mark.parametrize("override, key", [("segmenter.threads=0", "segmenter.threads"),
                                            ("segmenter.inits=[box,ring]", "segmenter.inits"),
-                                           ("segmenter.fill_holes=2", "segmenter.fill_holes")])
+                                           ("segmenter.fill_holes=2", "segmenter.fill_holes"),
+                                           ("segmenter.min_cover=1", "segmenter.min_cover")])
 def test_bad_settings_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         Pipeline.from_config("classical", [override])

@@ -59,13 +59,16 @@ class GrabCutSegmenter:
             this (``1 −`` histogram intersection, see :func:`fill_foreign_holes`) are filled;
             0 fills every small hole, 1 none.
         max_hole: holes larger than this fraction of the mask are never filled.
+        min_cover: an initialisation whose mask covers less of the prompt region than this
+            fraction has lost the object (a speck separates perfectly from its ring) and is
+            not chosen while another covers more.
         seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
     """
 
     def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
                  box_margin: int = 2, refine_mask: bool = False, inits: tuple[str, ...] = ("histogram", "center", "core"),
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
-                 max_hole: float = 0.06, seed: int = 0) -> None:
+                 max_hole: float = 0.06, min_cover: float = 0.02, seed: int = 0) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -74,8 +77,11 @@ class GrabCutSegmenter:
             raise ValueError(f"segmenter.threads must be >= 1, got {threads}")
         if not 0.0 <= fill_holes <= 1.0 or not 0.0 <= max_hole <= 1.0:
             raise ValueError(f"segmenter.fill_holes and segmenter.max_hole must be in [0, 1]; got {fill_holes}, {max_hole}")
+        if not 0.0 <= min_cover < 1.0:
+            raise ValueError(f"segmenter.min_cover must be in [0, 1), got {min_cover}")
         self.fill_holes = fill_holes
         self.max_hole = max_hole
+        self.min_cover = min_cover
         self.center_radius = center_radius
         self.core_radius = core_radius
         self.threads = threads
@@ -155,6 +161,10 @@ class GrabCutSegmenter:
         else:
             results = [run(init) for init in inits]
         scores = [score for _, score in results]
+        region = max(int(((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).sum()), 1)
+        covers = [mask.sum() / region for mask, _ in results]
+        if max(covers) >= self.min_cover:  # a speck is not the boxed object
+            scores = [sc if cv >= self.min_cover else -np.inf for sc, cv in zip(scores, covers)]
         return results[int(np.argmax(scores))][0]
 
     def _grabcut(self, img8: np.ndarray, labels: np.ndarray) -> np.ndarray:
