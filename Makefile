@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	@rm -rf $(DEMO_OUT)
 	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --box 150,15,300,215 -o $(DEMO_OUT)/head --name head --quiet
-	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 240,330 -o $(DEMO_OUT)/suit.psd --name suit --quiet
+	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 240,330 --point 340,300 -o $(DEMO_OUT)/suit.psd --name suit --quiet
 	@echo "layers written to: $(abspath $(DEMO_OUT))/head/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/suit.psd"
 
 test: install
