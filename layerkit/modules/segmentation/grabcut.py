@@ -301,9 +301,10 @@ def fill_foreign_holes(image: np.ndarray, mask: np.ndarray, known_bg: np.ndarray
 
     A hole that shows the background (the gap between a rabbit's legs) has the background's
     colours; one that does not (an emoji's black eyes, which GrabCut gives to the background
-    because dark rocks lie outside the box) is part of the object. A hole is filled when
-    :func:`background_separation` of its pixels from ``known_bg`` exceeds ``threshold`` and it
-    covers at most ``max_hole`` of the mask. Without known background nothing is filled.
+    because dark rocks lie outside the box) is part of the object. A hole is filled when the
+    separation of its pixels from ``known_bg`` (as :func:`background_separation` measures it,
+    computed for every hole in one pass) exceeds ``threshold`` and it covers at most
+    ``max_hole`` of the mask. Without known background nothing is filled.
 
     On the 30 dev composites (box prompts) α SAD 6.33 → 6.19 and soft-IoU 0.837 → 0.841: the
     dog and apple emoji eyes and the butterfly's dark wing markings are filled, the rabbit's
@@ -317,16 +318,14 @@ def fill_foreign_holes(image: np.ndarray, mask: np.ndarray, known_bg: np.ndarray
     if not holes.any():
         return mask
     comp, n = label(holes)
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
-    out = mask.copy()
-    limit = max_hole * mask.sum()
-    for k in range(1, n + 1):
-        if sizes[k] > limit:
-            continue
-        hole = comp == k
-        if background_separation(image, hole, known_bg) > threshold:
-            out |= hole
-    return out
+    bins = 8  # as in background_separation
+    idx = colour_index(image, bins)
+    cells = bins ** 3
+    per_hole = np.bincount(comp[holes] * cells + idx[holes], minlength=(n + 1) * cells).reshape(n + 1, cells)[1:]
+    sizes = per_hole.sum(1)
+    separation = 1.0 - np.minimum(per_hole / sizes[:, None], region_histogram(idx, known_bg, bins)).sum(1)
+    fill = (sizes <= max_hole * mask.sum()) & (separation > threshold)
+    return mask | np.isin(comp, np.flatnonzero(fill) + 1)
 
 
 def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
