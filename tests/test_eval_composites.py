@@ -89,6 +89,21 @@ def test_oracle_scores_perfectly(tmp_path: Path) -> None:
     assert r["timings"] == {"segment": 0.01, "matte": 0.02} and r["rss_mb"] > 0
 
 
+def test_gt_mask_prompt_is_the_ground_truth_mask(tmp_path: Path) -> None:
+    samples = find_samples(write_data(tmp_path / "data", n=1), prompt="gt-mask")
+    gt = load_ground_truth(samples[0])["alpha"]
+    p = samples[0].prompt("gt-mask")
+    assert p.boxes is None and p.points is None
+    np.testing.assert_array_equal(p.mask, gt > 0.5)
+    # the real pipeline keeps a mask prompt as given: its mask is the GT mask
+    from layerkit import Pipeline
+
+    res = Pipeline.from_config("classical")(str(samples[0].path / "composite.png"), p)
+    np.testing.assert_array_equal(res.mask, gt > 0.5)
+    with pytest.raises(DataError, match="unknown prompt kind 'mask'.*gt-mask"):
+        find_samples(tmp_path / "data", prompt="mask")
+
+
 def test_biased_alpha_by_hand(tmp_path: Path) -> None:
     samples = find_samples(write_data(tmp_path / "data", n=1))
     gt = load_ground_truth(samples[0])["alpha"]

@@ -28,8 +28,11 @@ from layerkit.io.image import load_mask
 
 #: files every sample folder must hold (besides its JSON with the prompt)
 REQUIRED_FILES = ("composite.png", "gt_alpha.png", "gt_fg.png", "gt_bg.png")
-#: prompt kinds: the JSON's box, its point, or both in one prompt
-PROMPT_KINDS = ("box", "point", "box+point")
+#: prompt kinds: the JSON's box, its point, both in one prompt, or the ground-truth mask
+#: (``gt_alpha > 0.5`` as a mask prompt: the matting stages given a perfect segmentation)
+PROMPT_KINDS = ("box", "point", "box+point", "gt-mask")
+#: GT alpha above which a pixel belongs to the ``gt-mask`` prompt
+GT_MASK_ALPHA = 0.5
 #: ``(key, header, higher_is_better)`` of every per-sample metric, in table order
 METRICS: tuple[tuple[str, str, bool], ...] = (
     ("sad", "α SAD/1e3", False),
@@ -63,9 +66,16 @@ class CompositeSample:
     meta: dict
 
     def prompt(self, kind: str) -> Any:
-        """The :class:`~layerkit.types.Prompt` of ``kind`` (``box``, ``point`` or ``box+point``)."""
+        """The :class:`~layerkit.types.Prompt` of ``kind`` (one of :data:`PROMPT_KINDS`).
+
+        ``gt-mask`` is the ground-truth mask (``gt_alpha > 0.5``) as a mask prompt: with a
+        segmenter that keeps a mask prompt as given (``refine_mask: false``), what the rest of
+        the pipeline reaches with a perfect segmentation.
+        """
         from layerkit.types import Prompt
 
+        if kind == "gt-mask":
+            return Prompt(mask=load_mask(self.path / "gt_alpha.png") > GT_MASK_ALPHA)
         box = [self.meta["box_xyxy"]] if "box" in kind else None
         point = [self.meta["point_xy"]] if "point" in kind else None
         return Prompt(boxes=box, points=point)
