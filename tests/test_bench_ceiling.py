@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 from test_eval_composites import write_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _ceiling():
-    spec = importlib.util.spec_from_file_location("layerkit_bench_ceiling", ROOT / "benchmarks" / "ceiling.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_benchmark("ceiling")
 
 
 def test_ceiling_rows_and_oracle_choice(tmp_path: Path) -> None:

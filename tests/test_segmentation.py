@@ -61,6 +61,24 @@ def test_a_speck_does_not_win_over_the_object(composite, monkeypatch, min_cover,
     assert np.array_equal(mask, obj if wins == "object" else speck)
 
 
+@pytest.mark.parametrize("weight, wins", [(0.0, "ring"), (1.0, "known")])
+def test_background_weight_adds_the_known_background_term(composite, monkeypatch, weight, wins):
+    """The ring separation alone picks the mask it likes; with ``background_weight`` the
+    separation from the known background (outside the box) is added to the score."""
+    import layerkit.modules.segmentation.grabcut as gc
+
+    obj = composite["alpha"] > 0.5
+    ring_pick = obj.copy()
+    ring_pick[:, : int(composite["box"][0]) + 10] = False  # a partial mask
+    monkeypatch.setattr(gc, "colour_separation", lambda image, mask: 0.6 if mask is ring_pick else 0.5)
+    monkeypatch.setattr(gc, "background_separation", lambda image, mask, bg: 0.0 if mask is ring_pick else 0.3)
+    seg = GrabCutSegmenter(inits=("center", "core"), threads=1, fill_holes=1.0, background_weight=weight)
+    answers = iter([obj, ring_pick])
+    monkeypatch.setattr(seg, "_grabcut", lambda img8, labels: next(answers))
+    mask = seg(composite["image"], Prompt(boxes=[composite["box"]]))
+    assert np.array_equal(mask, ring_pick if wins == "ring" else obj)
+
+
 def test_collapsed_grabcut_falls_back_on_the_box(composite, monkeypatch):
     """GrabCut losing the object must not turn a valid prompt into 'no object found'."""
     seg = GrabCutSegmenter(box_margin=0)
@@ -82,7 +100,8 @@ def test_collapsed_grabcut_falls_back_on_the_box(composite, monkeypatch):
 @pytest.mark.parametrize("override, key", [("segmenter.threads=0", "segmenter.threads"),
                                            ("segmenter.inits=[box,ring]", "segmenter.inits"),
                                            ("segmenter.fill_holes=2", "segmenter.fill_holes"),
-                                           ("segmenter.min_cover=1", "segmenter.min_cover")])
+                                           ("segmenter.min_cover=1", "segmenter.min_cover"),
+                                           ("segmenter.background_weight=-1", "segmenter.background_weight")])
 def test_bad_settings_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         Pipeline.from_config("classical", [override])
