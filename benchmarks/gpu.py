@@ -24,7 +24,7 @@ start, weights on the device included); ``resident`` = memory allocated before t
     python benchmarks/gpu.py --construct-only --device cpu --out DIR        # build the full-size nets, count parameters
 
 The networks are built in ``gpu_models.py``, timed by ``gpu_harness.Bench`` in the stages of
-``gpu_stages.py``; this file is the command line, ``--construct-only`` and the report.
+``gpu_stages.py`` and ``gpu_train.py``; this file is the command line, ``--construct-only`` and the report.
 
 Writes ``DIR/gpu_bench.json`` (machine, versions, arguments, every row) and ``DIR/gpu_bench.md``
 (the table, also printed). A stage that fails gives one row with the error; the others still run.

@@ -1,6 +1,6 @@
 """The measured stages of ``benchmarks/gpu.py``: one function per layerkit stage, each building
 its random network(s) (:mod:`gpu_models`), loading them through the layerkit stage class and
-timing rows with :class:`gpu_harness.Bench`."""
+timing rows with :class:`gpu_harness.Bench`. The training-step stages are in :mod:`gpu_train`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import torch
 from gpu_harness import Bench, n_params, pipe_modules, test_image
 from gpu_models import (build_fbdd, build_grounding_dino, build_hfa, build_owlv2, build_sam_hf, build_sd2, build_sdxl,
                         build_segment_anything, build_tiny_segment_anything, build_vitmatte)
-
-from layerkit.training.config import load_train_config
+from gpu_train import stage_fbdd_train, stage_hfa_train
 
 PROMPT = "A bird flying at sunset over the mountains"
 GROUNDING_TEXT = "a bird flying"
@@ -362,86 +361,6 @@ def stage_hfa(b: Bench, stage: str) -> None:
 
         b.row(stage, f"FAN forward {res}²", fwd, path="raw: AlignmentNet forward", dtype=torch.float32, params=n_params(fan))
         del ref, fan, ban
-
-
-def _train_rows(b: Bench, stage: str, module: Any, step_loss: Callable[[], torch.Tensor], batch: int, setting: str,
-                precisions: list[str], clip: float | None) -> None:
-    """Time one optimiser step (forward, backward, clipping, AdamW, LR schedule, EMA) per precision."""
-    module.to(b.device)
-    module.train()
-    conf = module.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
-    params = [p for p in module.nets.parameters() if p.requires_grad]
-    dev_type = "cuda" if b.cuda else "cpu"
-    ema = "EMA" if module.ema is not None else "no EMA"
-    for prec in precisions:
-        def step() -> None:
-            with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=prec == "bf16-mixed"):
-                loss = step_loss()
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            if module.ema is not None:
-                module.ema.update_parameters(module.nets)
-
-        b.row(stage, f"{setting}, batch {batch}, {prec}, AdamW, {ema}", step,
-              path="layerkit: training module losses + AdamW step (no Lightning Trainer)",
-              dtype="bfloat16-autocast" if prec == "bf16-mixed" else "float32", params=sum(p.numel() for p in params),
-              items=batch)
-        opt.zero_grad(set_to_none=True)
-        b.free()
-
-
-def stage_fbdd_train(b: Bench, stage: str) -> None:
-    """One FBDD training step (FBDDModule.losses on both UNets, backward, AdamW, EMA) at 512², bf16 autocast."""
-    from layerkit.training.fbdd_module import FBDDModule
-
-    args = b.args
-    cfg = load_train_config("fbdd_tiny" if b.tiny else "fbdd")
-    size = b.res(int(cfg["data"]["size"]), 32)
-    batch = args.fbdd_batch or (2 if b.tiny else int(cfg["data"]["batch_size"]))
-    optim = dict(cfg.get("optim") or {})
-    if args.no_ema:
-        optim["ema_decay"] = 0.0
-    model, build_s = b.timed_load(stage, "built random FBDD (fp32 master weights)", lambda: build_fbdd(b.tiny, b.build_device))
-    module = FBDDModule(model, **optim)
-    g = torch.Generator().manual_seed(0)
-    data = {k: torch.rand(batch, c, size, size, generator=g).to(b.device)
-            for k, c in (("image", 3), ("alpha", 1), ("fg", 3), ("bg", 3))}
-    clip = (cfg.get("trainer") or {}).get("gradient_clip_val")
-    _train_rows(b, stage, module, lambda: module.losses(data, module.nets["fbdd"])["loss"], batch, f"{size}²",
-                [p.strip() for p in args.fbdd_precision.split(",") if p.strip()], clip)
-    del module, model, data
-
-
-def stage_hfa_train(b: Bench, stage: str) -> None:
-    """One HFA training step (HFAModule.refine + losses, backward, AdamW, EMA) at hfa.yaml's size."""
-    from layerkit.training.hfa_module import build
-
-    args = b.args
-    cfg = load_train_config("hfa_tiny" if b.tiny else "hfa")
-    size = args.hfa_train_size or int(cfg["data"]["size"])
-    batch = args.hfa_batch or int(cfg["data"]["batch_size"])
-    optim = dict(cfg.get("optim") or {})
-    if args.no_ema:
-        optim["ema_decay"] = 0.0
-    torch.manual_seed(0)
-    module = build(cfg["model"], optim)  # what `layerkit train hfa` builds; _train_rows moves it to the device
-    g = torch.Generator().manual_seed(0)
-    data = {k: torch.rand(batch, c, size, size, generator=g).to(b.device)
-            for k, c in (("image", 3), ("alpha", 1), ("fg", 3), ("bg", 3), ("fg_hat", 3), ("bg_hat", 3))}
-
-    def loss() -> torch.Tensor:
-        f, bb = module.refine(data)
-        return module.losses(data, f, bb)["loss"]
-
-    precs = list(dict.fromkeys([str((cfg.get("trainer") or {}).get("precision", "32-true")), "bf16-mixed"]))
-    _train_rows(b, stage, module, loss, batch, f"{size}² (channels {list(module.nets['fan'].channels)})", precs,
-                (cfg.get("trainer") or {}).get("gradient_clip_val"))
-    del module, data
 
 
 STAGES: dict[str, Callable[[Bench, str], None]] = {
