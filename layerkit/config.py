@@ -81,13 +81,17 @@ def read_yaml(name_or_path: str | os.PathLike, kind: str = "pipeline") -> dict[s
                               f"{', '.join(available_configs(kind))} (or give a path to a .yaml file)")
     if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"config {str(p)!r} is a folder, not a YAML file; give the path of a .yaml file")
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         data = OmegaConf.to_container(OmegaConf.load(p), resolve=True) or {}
-    except (yaml.YAMLError, OmegaConfBaseException) as e:
-        raise ConfigError(f"config {str(p)!r} is not valid: {str(e).splitlines()[0]}") from None
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as e:
+        raise ConfigError(f"config {str(p)!r} is not valid: {(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config {str(p)!r}: {e.strerror or e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {str(p)!r} must be a mapping of sections, got {type(data).__name__}")
     return data
@@ -145,6 +149,8 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     for section in cfg:
         if section not in ("pipeline", *ROLES):
             raise ConfigError(f"unknown config section {section!r}; valid sections: pipeline, {', '.join(ROLES)}")
+    if cfg.get("pipeline") is not None and not isinstance(cfg["pipeline"], dict):
+        raise ConfigError(f"config section 'pipeline' must be a mapping of settings (key: value), got {cfg['pipeline']!r:.80}")
     settings = dict(cfg.get("pipeline") or {})
     for key, value in settings.items():
         if key not in _SETTINGS_KEYS:
@@ -214,6 +220,8 @@ def _coerce(key: str, value: Any, typ: type) -> Any:
             return value
         raise ConfigError(f"{key} must be true or false, got {value!r}")
     if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
         return float(value)
     if typ is int and isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -126,6 +127,20 @@ def _center(layer: Layer, center: tuple[float, float] | None) -> tuple[float, fl
     return (x0 + x1) / 2.0, (y0 + y1) / 2.0
 
 
+def _finite(op: str, **values: Any) -> list[float]:
+    """The values as floats; :class:`EditError` if any is not a finite number (NaN, ±inf, text)."""
+    out = []
+    for k, v in values.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise EditError(f"{op}: {k} must be a number, got {str(v)[:40]!r}") from None
+        if not math.isfinite(f):
+            raise EditError(f"{op}: {k} must be a finite number, got {f}")
+        out.append(f)
+    return out
+
+
 def move(stack: LayerStack, ref: LayerRef, dx: float, dy: float) -> LayerStack:
     """Move an object layer by ``(dx, dy)`` pixels (x right, y down).
 
@@ -135,6 +150,7 @@ def move(stack: LayerStack, ref: LayerRef, dx: float, dy: float) -> LayerStack:
     Raises:
         EditError: missing layer, or the background (layer 0).
     """
+    dx, dy = _finite("move", dx=dx, dy=dy)
     i = _object_index(stack, ref, "moved")
     rgba = stack[i].rgba
     if float(dx).is_integer() and float(dy).is_integer():
@@ -152,6 +168,7 @@ def scale(stack: LayerStack, ref: LayerRef, factor: float | tuple[float, float],
     """
     i = _object_index(stack, ref, "scaled")
     fx, fy = (factor, factor) if np.isscalar(factor) else factor  # type: ignore[misc]
+    fx, fy = _finite("scale", factor_x=fx, factor_y=fy)
     if not (fx > 0 and fy > 0):
         raise EditError(f"scale factor must be positive, got {factor}")
     cx, cy = _center(stack[i], center)
@@ -167,6 +184,7 @@ def rotate(stack: LayerStack, ref: LayerRef, degrees: float, center: tuple[float
     """
     import cv2
 
+    (degrees,) = _finite("rotate", degrees=degrees)
     i = _object_index(stack, ref, "rotated")
     cx, cy = _center(stack[i], center)
     m = cv2.getRotationMatrix2D((cx, cy), float(degrees), 1.0)
@@ -193,6 +211,7 @@ def recolor(stack: LayerStack, ref: LayerRef, hue: float = 0.0, saturation: floa
     Raises:
         EditError: missing layer, or a negative factor.
     """
+    hue, saturation, brightness = _finite("recolor", hue=hue, saturation=saturation, brightness=brightness)
     i = resolve_index(stack, ref)
     if saturation < 0 or brightness < 0:
         raise EditError(f"saturation and brightness are factors >= 0, got {saturation} and {brightness}")
@@ -207,6 +226,7 @@ def duplicate(stack: LayerStack, ref: LayerRef, dx: int = 0, dy: int = 0, name: 
     Raises:
         EditError: missing layer or background.
     """
+    dx, dy = _finite("duplicate", dx=dx, dy=dy)
     i = _object_index(stack, ref, "duplicated")
     src = stack[i]
     rgba = shift_rgba(src.rgba, int(dx), int(dy)) if float(dx).is_integer() and float(dy).is_integer() \

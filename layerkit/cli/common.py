@@ -113,7 +113,8 @@ def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> lis
     except ValueError:
         vals = []
     if len(vals) not in n or not all(math.isfinite(v) for v in vals):
-        raise PromptError(f"{what} {text!r} is not valid; expected {example}")
+        finite = " (finite numbers: no nan or inf)" if vals and not all(math.isfinite(v) for v in vals) else ""
+        raise PromptError(f"{what} {text!r} is not valid; expected {example}{finite}")
     return vals
 
 

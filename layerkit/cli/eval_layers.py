@@ -86,4 +86,8 @@ def run(args: argparse.Namespace) -> int:
               f"RGB L1 {first['rgb_l1']:.4f} -> {last['rgb_l1']:.4f}, IoU {first['alpha_iou']:.4f} -> "
               f"{last['alpha_iou']:.4f} (0 -> {args.max_merges} merges)", file=sys.stderr)
     print(args.output)
+    if not ok:  # always on stderr, also with --quiet: the exit status alone says too little
+        first = next((r["error"] for r in records if "error" in r), "no sample")
+        print(f"layerkit: error: every sample failed ({len(records)}); first: {first}; details in {args.output}",
+              file=sys.stderr)
     return 0 if ok else 1
