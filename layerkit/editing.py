@@ -108,8 +108,8 @@ def warp_rgba(rgba: np.ndarray, matrix: np.ndarray, shrink: bool = False) -> np.
         k = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
         if k < 1.0:
             sigma = 0.5 * (1.0 / k - 1.0)
-            if sigma > 0.25:
-                prem = cv2.GaussianBlur(prem, (0, 0), sigma)
+            if sigma > 0.25:  # capped: a blur wider than the layer changes nothing more
+                prem = cv2.GaussianBlur(prem, (0, 0), min(sigma, float(max(h, w))))
     out = cv2.warpAffine(prem, matrix.astype(np.float64), (w, h), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
     a = np.clip(out[..., 3:4], 0.0, 1.0)
@@ -170,7 +170,9 @@ def scale(stack: LayerStack, ref: LayerRef, factor: float | tuple[float, float],
     fx, fy = (factor, factor) if np.isscalar(factor) else factor  # type: ignore[misc]
     fx, fy = _finite("scale", factor_x=fx, factor_y=fy)
     if not (fx > 0 and fy > 0):
-        raise EditError(f"scale factor must be positive, got {factor}")
+        raise EditError(f"scale factor must be positive, got {fx:g}, {fy:g}")
+    if not (SCALE_RANGE[0] <= min(fx, fy) and max(fx, fy) <= SCALE_RANGE[1]):
+        raise EditError(f"scale factor {fx:g}, {fy:g} is outside {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}")
     cx, cy = _center(stack[i], center)
     m = np.array([[fx, 0.0, cx - fx * cx], [0.0, fy, cy - fy * cy]])
     return _replace(stack, i, warp_rgba(stack[i].rgba, m, shrink=min(fx, fy) < 1.0))
@@ -191,14 +193,20 @@ def rotate(stack: LayerStack, ref: LayerRef, degrees: float, center: tuple[float
     return _replace(stack, i, warp_rgba(stack[i].rgba, m))
 
 
+#: Accepted scale factors: below, a layer shrinks to nothing; above, one pixel covers any canvas.
+SCALE_RANGE = (1e-3, 1e3)
+_MAX_FACTOR = 1e6  # a saturation/brightness factor beyond this saturates every pixel anyway
+
+
 def recolor_rgb(rgb: np.ndarray, hue: float = 0.0, saturation: float = 1.0, brightness: float = 1.0) -> np.ndarray:
     """Shift hue by ``hue`` degrees and multiply HSV saturation and value (``H×W×3`` → ``H×W×3``)."""
     import cv2
 
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2HSV)  # H in [0, 360)
-    hsv[..., 0] = np.mod(hsv[..., 0] + float(hue), 360.0)
-    hsv[..., 1] = np.clip(hsv[..., 1] * float(saturation), 0.0, 1.0)
-    hsv[..., 2] = np.clip(hsv[..., 2] * float(brightness), 0.0, 1.0)
+    # hue reduced and factors capped in float64 first: a huge finite factor must not overflow float32
+    hsv[..., 0] = np.mod(hsv[..., 0] + float(hue) % 360.0, 360.0)
+    hsv[..., 1] = np.clip(hsv[..., 1] * min(float(saturation), _MAX_FACTOR), 0.0, 1.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] * min(float(brightness), _MAX_FACTOR), 0.0, 1.0)
     return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0).astype(np.float32)
 
 

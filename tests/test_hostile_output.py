@@ -73,8 +73,7 @@ def test_overwrite_refuses_user_folder(tmp_path: Path, suffix: str, capsys: pyte
 def test_overwrite_replaces_own_output_only_when_unchanged(tmp_path: Path) -> None:
     out = tmp_path / "out"
     save_stack(stack_of(1), out)
-    manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["writer"] == "layerkit" and "layers.json" in manifest["files"]
+    assert not (out / MANIFEST).exists()  # a layer folder is recognised by its layers.json
     save_stack(stack_of(2), out, overwrite=True)
     assert load_stack(out).names == ["bg2", "fg2"]
     (out / "notes.txt").write_text("mine")  # a user adds a file to a layerkit output
@@ -83,12 +82,18 @@ def test_overwrite_replaces_own_output_only_when_unchanged(tmp_path: Path) -> No
     assert (out / "notes.txt").read_text() == "mine" and load_stack(out).names == ["bg2", "fg2"]
 
 
-def test_overwrite_accepts_legacy_layer_folder_and_empty_folder(tmp_path: Path) -> None:
-    out = tmp_path / "legacy"
-    save_stack(stack_of(1), out)
-    (out / MANIFEST).unlink()  # as written before manifests existed: layers.json names every file
-    save_stack(stack_of(2), out, overwrite=True)
-    assert load_stack(out).names == ["bg2", "fg2"]
+def test_overwrite_report_folder_by_manifest_and_empty_folder(tmp_path: Path) -> None:
+    from layerkit.evaluation.runner import write_outputs
+
+    rep = tmp_path / "report"
+    write_outputs(rep, {"results.json": "{}", "plots/a.txt": "x"})
+    manifest = json.loads((rep / MANIFEST).read_text())
+    assert manifest["writer"] == "layerkit" and manifest["files"] == ["plots/a.txt", "results.json"]
+    write_outputs(rep, {"results.json": "[]"}, overwrite=True)
+    assert (rep / "results.json").read_text() == "[]" and not (rep / "plots").exists()
+    (rep / "mine.txt").write_text("x")
+    with pytest.raises(OutputError, match="mine.txt"):
+        write_outputs(rep, {"results.json": "{}"}, overwrite=True)
     (tmp_path / "empty").mkdir()
     save_stack(stack_of(3), tmp_path / "empty", overwrite=True)
     assert load_stack(tmp_path / "empty").names == ["bg3", "fg3"]

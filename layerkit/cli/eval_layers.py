@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"--limit must be at least 1, got {args.limit}")
         samples = samples[:args.limit]
     if args.pred_dir is not None:
+        from pathlib import Path
+
+        if Path(args.pred_dir).is_dir() and not any(not e.name.startswith(".") for e in Path(args.pred_dir).iterdir()):
+            raise DataError(f"prediction folder {args.pred_dir!r} is empty; it should hold one stack per sample "
+                            "(<id>/, <id>.psd or <id>.ora)")
         predict, source = LE.folder_predictor(args.pred_dir), f"stacks in {args.pred_dir}"
     else:
         predict = LE.pipeline_predictor(spec_pipeline(args, args.config), args.prompt, args.shuffle_prompts, args.gt_order)

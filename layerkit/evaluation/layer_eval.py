@@ -63,14 +63,11 @@ def folder_predictor(pred_dir: str | Path) -> Predictor:
     """Read precomputed stacks: ``PRED_DIR/<sample id>`` (a layer folder), ``.psd`` or ``.ora``.
 
     Raises:
-        DataError: ``pred_dir`` is not a folder, or is empty.
+        DataError: ``pred_dir`` is not a folder.
     """
     root = Path(pred_dir)
     if not root.is_dir():
         raise DataError(f"prediction folder {str(root)!r} does not exist or is not a folder")
-    if not any(e for e in root.iterdir() if not e.name.startswith(".")):
-        raise DataError(f"prediction folder {str(root)!r} is empty; it should hold one stack per sample "
-                        "(<id>/, <id>.psd or <id>.ora)")
 
     def predict(sample: LayerSample) -> LayerStack:
         for cand in (root / sample.id, root / f"{sample.id}.psd", root / f"{sample.id}.ora"):

@@ -13,7 +13,7 @@ How (see also ``docs/guarantees.md``):
 * A run killed before it could clean up leaves its temporary entry behind; the next write into the
   same folder removes the temporary entries of dead processes of this host (the pid is in the name).
 * ``--overwrite`` replaces an existing folder only when :func:`layerkit.io.owned.check_replaceable`
-  recognises it as layerkit's own output; a folder output gets a manifest for that purpose.
+  recognises it as layerkit's own output (by its manifest, or a layer folder by its layers.json).
 * The result gets the usual permissions (``0666``/``0777`` minus the umask), not ``mkstemp``'s 0600/0700.
 """
 
@@ -83,17 +83,20 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: bool = False,
+                manifest: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling path; on success move it onto ``path`` in one atomic step.
 
     On any exception (also ``KeyboardInterrupt``) the temporary file or folder is removed and
     ``path`` is left untouched, so no partial output is ever visible under the final name. A
-    folder output gets a manifest (:data:`layerkit.io.owned.MANIFEST`) listing its files.
+    folder output gets a manifest (:data:`layerkit.io.owned.MANIFEST`) listing its files, unless
+    ``manifest`` is false (layer folders: their ``layers.json`` already lists every file).
 
     Args:
         path: final file or folder path.
         overwrite: replace an existing file, or a folder that layerkit wrote.
         directory: yield a (created, empty) temporary folder instead of a file path.
+        manifest: write the manifest into a folder output.
 
     Raises:
         OutputError: see :func:`check_output`; and a failed write (disk full, quota, I/O error).
@@ -113,7 +116,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: boo
         raise _write_error(final, e) from None
     try:
         yield tmp
-        if directory:
+        if directory and manifest:
             write_manifest(tmp)
         os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
         _commit(tmp, final, overwrite)

@@ -51,7 +51,7 @@ def save_stack(stack: LayerStack, path: str | os.PathLike, overwrite: bool = Fal
         writer, directory = _write_folder, True
     else:
         raise OutputError(f"unknown layer-stack format {suffix!r} for {str(p)!r}; use .psd, .ora or a folder path without suffix")
-    with atomic_path(p, overwrite=overwrite, directory=directory) as tmp:
+    with atomic_path(p, overwrite=overwrite, directory=directory, manifest=False) as tmp:  # layers.json lists the files
         writer(stack, tmp)
     return p
 

@@ -1,13 +1,14 @@
 """What layerkit wrote: the manifest of an output folder, and the rule ``--overwrite`` follows.
 
-Every folder layerkit writes (layer stacks, reports, data sets) carries a manifest,
-:data:`MANIFEST` (``.layerkit-output``, JSON: ``{"writer": "layerkit", "files": [...]}``), listing
-every file it wrote there, relative, ``/``-separated. ``--overwrite`` (``overwrite=True``) replaces
-an existing folder only when it is layerkit's own output and holds nothing else:
+Every report or data-set folder layerkit writes carries a manifest, :data:`MANIFEST`
+(``.layerkit-output``, JSON: ``{"writer": "layerkit", "files": [...]}``), listing every file it
+wrote there, relative, ``/``-separated; a layer folder is described by its ``layers.json``.
+``--overwrite`` (``overwrite=True``) replaces an existing folder only when it is layerkit's own
+output and holds nothing else:
 
 * a folder with a manifest whose files are all listed in it (plus the manifest itself);
-* a layer folder written before manifests existed: its ``layers.json`` carries the layerkit format
-  tag and the folder holds only the files that ``layers.json`` names;
+* a layer folder: its ``layers.json`` carries the layerkit format tag and the folder holds only
+  ``layers.json`` and the files it names;
 * an empty folder.
 
 Anything else (a user's photo folder, a layerkit output to which a user added a file) is refused
@@ -63,7 +64,7 @@ def _manifest_files(root: Path) -> set[str] | None:
 
 
 def _legacy_layer_files(root: Path) -> set[str] | None:
-    """Files a pre-manifest layerkit layer folder is allowed to hold, from its ``layers.json``."""
+    """Files a layerkit layer folder is allowed to hold, from its ``layers.json``."""
     p = root / "layers.json"
     if not p.is_file() or p.is_symlink() or p.stat().st_size > _MANIFEST_MAX_BYTES:
         return None
