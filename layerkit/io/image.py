@@ -56,6 +56,8 @@ def load_image(source: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, m
         raise InputImageError(f"input image {str(path)!r} does not exist; check the path")
     if path.is_dir():
         raise InputImageError(f"input {str(path)!r} is a folder, not an image file")
+    if not path.is_file():
+        raise InputImageError(f"input {str(path)!r} is not a regular file (a pipe or device?); give an image file")
     if path.stat().st_size == 0:
         raise InputImageError(f"input image {str(path)!r} is an empty (0-byte) file")
     ImageFile.LOAD_TRUNCATED_IMAGES = False

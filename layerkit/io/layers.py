@@ -73,6 +73,8 @@ def load_stack(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         raise InputImageError(f"layer stack {str(p)!r} does not exist")
     if p.is_dir():
         return _read_folder(p, max_pixels)
+    if not p.is_file():
+        raise InputImageError(f"layer stack {str(p)!r} is not a regular file (a pipe or device?)")
     suffix = p.suffix.lower()
     if suffix == ".psd":
         from layerkit.io.psd import read_psd
