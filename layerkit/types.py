@@ -57,7 +57,7 @@ class Prompt:
             raw = np.ones(len(pts)) if self.labels is None else _numbers(self.labels, "labels", "0 or 1 per point").reshape(-1)
             if raw.shape != (len(pts),) or not np.isin(raw, (0, 1)).all():
                 raise PromptError(f"labels must be {len(pts)} values of 0 (background) or 1 (object), got {raw.tolist()}")
-            self.labels = labels = raw.astype(np.int64)
+            self.labels = raw.astype(np.int64)
             if len(pts) == 0:
                 self.points, self.labels = None, None
         elif self.labels is not None:

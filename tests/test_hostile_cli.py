@@ -9,7 +9,6 @@ The config cases (``--config`` a folder, ``pipeline:`` a scalar, non-finite floa
 from __future__ import annotations
 
 import json
-import math
 import struct
 import zlib
 from pathlib import Path
@@ -230,8 +229,9 @@ class FailingPipe:
 
 
 def test_bench_all_failing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    import layerkit.cli.bench
     from test_eval_composites import write_data
+
+    import layerkit.cli.bench
 
     data = write_data(tmp_path / "data", n=2)
     monkeypatch.setattr(layerkit.cli.bench, "spec_pipeline", lambda args, spec: FailingPipe())

@@ -243,3 +243,25 @@ def test_psd_canvas_limit_and_garbage(tmp_path: Path) -> None:
     (tmp_path / "g.psd").write_bytes(b"8BPS" + b"\x00" * 40)
     with pytest.raises(InputImageError, match="not a readable PSD"):
         load_stack(tmp_path / "g.psd")
+
+
+def test_pipes_are_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    for name in ("p.ora", "p.psd", "p.png"):
+        os.mkfifo(tmp_path / name)
+    for name in ("p.ora", "p.psd"):
+        with pytest.raises(InputImageError, match="not a regular file"):
+            load_stack(tmp_path / name)
+    from layerkit.io.image import load_image
+
+    with pytest.raises(InputImageError, match="not a regular file"):
+        load_image(tmp_path / "p.png")
+    d = tmp_path / "stack"
+    save_stack(small_stack(), d)
+    os.mkfifo(d / "pipe.png")
+    doc = json.loads((d / "layers.json").read_text())
+    doc["layers"][1]["file"] = "pipe.png"
+    (d / "layers.json").write_text(json.dumps(doc))
+    with pytest.raises(InputImageError, match="not a file"):
+        load_stack(d)

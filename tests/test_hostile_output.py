@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import layerkit.io.atomic as atomic
 from layerkit.cli import main
 from layerkit.errors import OutputError
+from layerkit.io import atomic
 from layerkit.io.atomic import atomic_path, check_output, sweep_stale, temp_affixes
 from layerkit.io.layers import load_stack, save_stack
-from layerkit.io.owned import MANIFEST
+from layerkit.io.owned import MANIFEST, check_replaceable
 from layerkit.types import Layer, LayerStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +103,31 @@ def test_overwrite_report_folder_by_manifest_and_empty_folder(tmp_path: Path) ->
     (forged / "layers.json").write_text(json.dumps({"format": "layerkit.layers/1", "layers": [{"file": "holiday.jpg"}]}))
     with pytest.raises(OutputError, match="did not write.*2019/beach.jpg"):
         save_stack(stack_of(), forged, overwrite=True)
+
+
+names = st.lists(st.sampled_from(["a.png", "b.txt", "sub/c.png", "sub/d/e.jpg", "layers.json", ".hidden"]), unique=True, max_size=5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(present=names, listed=names, with_manifest=st.booleans())
+def test_replaceable_iff_everything_is_layerkits(tmp_path_factory: pytest.TempPathFactory, present: list[str],
+                                                 listed: list[str], with_manifest: bool) -> None:
+    d = tmp_path_factory.mktemp("r") / "out"
+    d.mkdir()
+    for rel in present:
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_text("x")
+    if with_manifest:
+        (d / MANIFEST).write_text(json.dumps({"writer": "layerkit", "files": listed}))
+    before = snapshot(d)
+    expected = not present and not with_manifest or with_manifest and set(present) <= set(listed)
+    try:
+        check_replaceable(d)
+    except OutputError as e:
+        assert not expected and "\n" not in str(e)
+        assert snapshot(d) == before
+        return
+    assert expected
 
 
 def test_overwrite_kind_changes(tmp_path: Path) -> None:
@@ -195,10 +222,9 @@ def test_exception_and_interrupt_leave_no_temp(tmp_path: Path) -> None:
     out = tmp_path / "out"
     save_stack(stack_of(1), out)
     for exc in (RuntimeError("boom"), KeyboardInterrupt()):
-        with pytest.raises(type(exc)):
-            with atomic_path(out, overwrite=True, directory=True) as tmp:
-                (tmp / "half.png").write_bytes(b"x")
-                raise exc
+        with pytest.raises(type(exc)), atomic_path(out, overwrite=True, directory=True) as tmp:
+            (tmp / "half.png").write_bytes(b"x")
+            raise exc
     assert sorted(os.listdir(tmp_path)) == ["out"] and load_stack(out).names == ["bg1", "fg1"]
 
 
