@@ -92,9 +92,6 @@ class Prompt:
             self.text = str(self.text).strip() or None
         if self.is_empty:
             raise PromptError("empty prompt: give at least one of points, boxes, mask or text")
-        if self.labels is not None and not self.labels.any() and self.boxes is None and self.mask is None and self.text is None:
-            raise PromptError("the prompt has only negative points (label 0), which say where the object is not; "
-                              "add a box, a positive point, a mask or a text")
 
     @property
     def is_empty(self) -> bool:
@@ -109,8 +106,12 @@ class Prompt:
         """Check the prompt against an ``height × width`` image; returns ``self``.
 
         Raises:
-            PromptError: a point or box outside the image, or a mask of the wrong size.
+            PromptError: a point or box outside the image, a mask of the wrong size, or only
+                negative points (they say where the object is not, so nothing locates it).
         """
+        if self.labels is not None and not self.labels.any() and self.boxes is None and self.mask is None and self.text is None:
+            raise PromptError("the prompt has only negative points (label 0), which say where the object is not; "
+                              "add a box, a positive point, a mask or a text")
         if self.points is not None:
             for (x, y) in self.points:
                 if not (0 <= x < width and 0 <= y < height):

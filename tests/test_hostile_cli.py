@@ -54,8 +54,8 @@ def test_negative_points_only(image_file: str, tmp_path: Path, capsys: pytest.Ca
     assert main(["decompose", image_file, "--point", "10,10,0", "--point", "20,20,0", "-o", str(tmp_path / "o")]) == 2
     one_error(capsys, "only negative points")
     with pytest.raises(PromptError, match="only negative points"):
-        Prompt(points=[[1, 2]], labels=[0])
-    assert Prompt(points=[[1, 2]], labels=[0], text="the dog").text == "the dog"  # a negative point may refine a text
+        Prompt(points=[[1, 2]], labels=[0]).validate(64, 64)  # refused where it is used, on an image
+    assert Prompt(points=[[1, 2]], labels=[0], text="the dog").validate(64, 64).text == "the dog"  # may refine a text
     assert not (tmp_path / "o").exists()
 
 
