@@ -312,3 +312,35 @@ def test_signal_stops_cleanly(tmp_path: Path, sig: int, code: int) -> None:
     assert p.returncode == code and time.time() - t0 < 10
     assert err.strip().splitlines()[-1].startswith("layerkit: interrupted")
     assert sorted(os.listdir(tmp_path)) == ["out"] and snapshot(out) == before
+
+
+KILL_LOOP = """
+import sys
+import numpy as np
+from layerkit.io.layers import save_stack
+from layerkit.types import Layer, LayerStack
+k = 0
+print("ready", flush=True)
+while True:
+    k += 1
+    st = LayerStack([Layer.from_rgb(np.full((64, 64, 3), (k % 7) / 7, np.float32), name=f"bg{k}"),
+                     Layer(np.full((64, 64, 4), 0.5, np.float32), name=f"fg{k}")])
+    save_stack(st, sys.argv[1], overwrite=True)
+"""
+
+
+def test_sigkill_at_any_moment_leaves_a_complete_output(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    save_stack(stack_of(0), out)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        p = subprocess.Popen([sys.executable, "-c", KILL_LOOP, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        time.sleep(float(rng.uniform(0.3, 1.0)))
+        p.kill()  # SIGKILL: no cleanup runs
+        p.wait()
+        st = load_stack(out)  # the output exists and is one complete stack
+        assert len(st) == 2 and st.names[0][2:] == st.names[1][2:]
+    sweep_stale(tmp_path, force=True)  # what the next write does: the dead runs' temporaries go
+    assert sorted(os.listdir(tmp_path)) == ["o"]

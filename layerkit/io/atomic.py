@@ -30,6 +30,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -137,17 +138,19 @@ def temp_affixes(name: str, directory: bool) -> tuple[str, str]:
     return f".{stem}.lk{_HOST}-{os.getpid()}-", suffix
 
 
-def sweep_stale(folder: Path) -> list[Path]:
+def sweep_stale(folder: Path, force: bool = False) -> list[Path]:
     """Remove temporary entries of dead layerkit runs of this host in ``folder``; returns them.
 
     An entry is swept only if its name matches layerkit's temporary pattern, names this host,
     and its pid is not a running process. Errors are ignored (another run may sweep it first).
+    A folder is scanned at most every :data:`SWEEP_EVERY_S` seconds per process (a loop writing
+    many files into one folder must not rescan it each time) unless ``force``.
     """
     removed: list[Path] = []
-    key = os.path.abspath(folder)
-    if key in _SWEPT:
+    key, now = os.path.abspath(folder), time.monotonic()
+    if not force and now - _SWEPT.get(key, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
         return removed
-    _SWEPT.add(key)
+    _SWEPT[key] = now
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -162,7 +165,9 @@ def sweep_stale(folder: Path) -> list[Path]:
     return removed
 
 
-_SWEPT: set[str] = set()  # folders swept by this process (once each: a folder may hold many files)
+#: Least time between two sweeps of one folder by one process.
+SWEEP_EVERY_S = 10.0
+_SWEPT: dict[str, float] = {}  # folder → when this process last swept it (time.monotonic)
 
 
 def _alive(pid: int) -> bool:
