@@ -22,17 +22,22 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the atomic rename still holds
+    fcntl = None  # type: ignore[assignment]
 
 from layerkit.errors import LayerkitError, OutputError
 from layerkit.io.owned import check_replaceable, write_manifest
@@ -120,9 +125,14 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: boo
         if directory and manifest:
             write_manifest(tmp)
         os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
-        _commit(tmp, final, overwrite)
+        with _signals_deferred():  # Ctrl-C/SIGTERM wait for the few syscalls of the swap
+            leftover = _commit(tmp, final, overwrite)
+        if leftover is not None:  # the old version, now under a temporary name (swept later if this fails)
+            with contextlib.suppress(OSError):
+                _remove(leftover)
     except BaseException as e:
-        _remove(tmp)
+        with contextlib.suppress(OSError):
+            _remove(tmp)
         if isinstance(e, OSError) and not isinstance(e, LayerkitError):
             raise _write_error(final, e) from None
         raise
@@ -182,12 +192,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _commit(tmp: Path, final: Path, overwrite: bool) -> None:
-    """Move ``tmp`` onto ``final``: rename if new, atomic exchange if present; under a parent lock."""
+def _commit(tmp: Path, final: Path, overwrite: bool) -> Path | None:
+    """Move ``tmp`` onto ``final``: rename if new, atomic exchange if present; under a parent lock.
+
+    Returns:
+        The path now holding the old version (to delete), or None.
+    """
     with _locked(final.parent if str(final.parent) else Path(".")):
         if not os.path.lexists(final):
             _rename_new(tmp, final)
-            return
+            return None
         if not overwrite:
             raise OutputError(f"output {str(final)!r} already exists (written meanwhile by another process); "
                               "pass --overwrite or choose another path")
@@ -197,14 +211,14 @@ def _commit(tmp: Path, final: Path, overwrite: bool) -> None:
         elif tmp.is_dir() and not final.is_symlink():
             raise OutputError(f"output {str(final)!r} is a file and this output is a folder; remove the file or choose another path")
         if _renameat2(tmp, final, _RENAME_EXCHANGE):
-            _remove(tmp)  # tmp now holds the old content
-        elif old_is_dir or final.is_symlink():
+            return tmp  # tmp now holds the old version
+        if old_is_dir or final.is_symlink():
             old = final.with_name(tmp.name + ".old")  # same pid pattern: swept if we die before the next line
             os.replace(final, old)
             os.replace(tmp, final)
-            _remove(old)
-        else:
-            os.replace(tmp, final)  # a file onto a file: rename(2) is atomic
+            return old
+        os.replace(tmp, final)  # a file onto a file: rename(2) is atomic
+        return None
 
 
 def _rename_new(tmp: Path, final: Path) -> None:
@@ -243,11 +257,29 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
 
 
 @contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Block SIGINT/SIGTERM/SIGHUP in this thread for the block; pending ones arrive right after."""
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``folder`` (best effort: no lock where the system has none)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
+        fd = -1
+    if fd < 0 or fcntl is None:
+        if fd >= 0:
+            os.close(fd)
         yield
         return
     try:
