@@ -51,7 +51,7 @@ def png_header(path: Path, w: int, h: int) -> Path:
 
 # ------------------------------------------------------------------ the tracebacks of issue 17
 def test_negative_points_only(image_file: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["decompose", image_file, "--point", "10,10,0", "--point", "20,20,0", "-o", str(tmp_path / "o")]) == 2
+    assert main(["decompose", image_file, "--point", "10,10,0", "--point", "20,20,0", "-o", str(tmp_path / "o"), "--quiet"]) == 2
     one_error(capsys, "only negative points")
     with pytest.raises(PromptError, match="only negative points"):
         Prompt(points=[[1, 2]], labels=[0]).validate(64, 64)  # refused where it is used, on an image
@@ -62,16 +62,17 @@ def test_negative_points_only(image_file: str, tmp_path: Path, capsys: pytest.Ca
 def test_config_folder_and_scalar_sections(image_file: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = str(tmp_path / "o")
     (tmp_path / "cfgdir").mkdir()
-    assert main(["decompose", image_file, "--box", "10,10,60,60", "--config", str(tmp_path / "cfgdir"), "-o", out]) == 2
+    assert main(["decompose", image_file, "--box", "10,10,60,60", "--config", str(tmp_path / "cfgdir"), "-o", out, "--quiet"]) == 2
     one_error(capsys, "is a folder")
     for body, needle in (("pipeline: 3\n", "'pipeline' must be a mapping"), ("pipeline: [1, 2]\n", "'pipeline' must be a mapping"),
                          ("- a\n- b\n", "must be a mapping of sections"), ("segmenter: 7\n", "'segmenter' must be a mapping"),
                          ("\xff\xfe\x00", "not valid")):
         (tmp_path / "c.yaml").write_bytes(body.encode("latin-1"))
-        assert main(["decompose", image_file, "--box", "10,10,60,60", "--config", str(tmp_path / "c.yaml"), "-o", out]) == 2
+        assert main(["decompose", image_file, "--box", "10,10,60,60", "--config", str(tmp_path / "c.yaml"), "-o", out, "--quiet"]) == 2
         one_error(capsys, needle)
     for v in (".inf", ".nan", "-.inf"):
-        assert main(["decompose", image_file, "--box", "10,10,60,60", "--set", f"trimapper.band_ratio={v}", "-o", out]) == 2
+        assert main(["decompose", image_file, "--box", "10,10,60,60", "--set", f"trimapper.band_ratio={v}", "-o", out,
+                     "--quiet"]) == 2
         one_error(capsys, "finite")
     assert not Path(out).exists()
 
@@ -80,16 +81,16 @@ def test_prompt_file_with_non_numeric_values(image_file: str, tmp_path: Path, ca
     for rec in ({"box": "abc"}, {"box": [1, 2, "x", 4]}, {"points": [[1, None]]}, {"point": [1, 2], "labels": ["a"]},
                 {"box": [0, 0, float("nan"), 9]}, {"boxes": {"a": 1}}, {"text": "x", "labels": [1]}):
         (tmp_path / "p.json").write_text(json.dumps([rec]))
-        assert main(["layers", image_file, "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "o")]) == 2
+        assert main(["layers", image_file, "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "o"), "--quiet"]) == 2
         one_error(capsys)
 
 
 def test_mask_over_pixel_limit_obeys_max_pixels(image_file: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     big = png_header(tmp_path / "big.png", 20000, 20000)  # 400 MP claimed: over the default limit and PIL's bomb limit
     out = str(tmp_path / "o")
-    assert main(["decompose", image_file, "--mask", str(big), "-o", out]) == 2
+    assert main(["decompose", image_file, "--mask", str(big), "-o", out, "--quiet"]) == 2
     one_error(capsys, "over the limit", "--max-pixels")
-    assert main(["decompose", image_file, "--mask", str(big), "--max-pixels", str(10**9), "-o", out]) == 2
+    assert main(["decompose", image_file, "--mask", str(big), "--max-pixels", str(10**9), "-o", out, "--quiet"]) == 2
     msg = one_error(capsys, "cannot read mask")  # the limit was raised: it now fails on the missing data
     assert "over the limit" not in msg
 
