@@ -62,13 +62,15 @@ def test_negative_points_only(image_file: str, tmp_path: Path, capsys: pytest.Ca
 def test_config_folder_and_scalar_sections(image_file: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = str(tmp_path / "o")
     (tmp_path / "cfgdir").mkdir()
-    assert main(["decompose", image_file, "--box", "10,10,60,60", "--config", str(tmp_path / "cfgdir"), "-o", out, "--quiet"]) == 2
+    box = ["--box", "10,10,60,60"]
+    assert main(["decompose", image_file, *box, "--config", str(tmp_path / "cfgdir"), "-o", out, "--quiet"]) == 2
     one_error(capsys, "is a folder")
-    for body, needle in (("pipeline: 3\n", "'pipeline' must be a mapping"), ("pipeline: [1, 2]\n", "'pipeline' must be a mapping"),
+    for body, needle in (("pipeline: 3\n", "'pipeline' must be a mapping"),
+                         ("pipeline: [1, 2]\n", "'pipeline' must be a mapping"),
                          ("- a\n- b\n", "must be a mapping of sections"), ("segmenter: 7\n", "'segmenter' must be a mapping"),
                          ("\xff\xfe\x00", "not valid")):
         (tmp_path / "c.yaml").write_bytes(body.encode("latin-1"))
-        assert main(["decompose", image_file, "--box", "10,10,60,60", "--config", str(tmp_path / "c.yaml"), "-o", out, "--quiet"]) == 2
+        assert main(["decompose", image_file, *box, "--config", str(tmp_path / "c.yaml"), "-o", out, "--quiet"]) == 2
         one_error(capsys, needle)
     for v in (".inf", ".nan", "-.inf"):
         assert main(["decompose", image_file, "--box", "10,10,60,60", "--set", f"trimapper.band_ratio={v}", "-o", out,
@@ -123,7 +125,8 @@ def test_edit_non_finite_arguments(tmp_path: Path, flag: str, value: str, capsys
     src = tmp_path / "src"
     a = np.zeros((16, 16), np.float32)
     a[4:8, 4:8] = 1
-    save_stack(LayerStack([Layer.from_rgb(np.zeros((16, 16, 3), np.float32)), Layer.from_rgb(np.ones((16, 16, 3), np.float32), a)]), src)
+    save_stack(LayerStack([Layer.from_rgb(np.zeros((16, 16, 3), np.float32)),
+                           Layer.from_rgb(np.ones((16, 16, 3), np.float32), a)]), src)
     assert main(["edit", str(src), flag, value, "-o", str(tmp_path / "e.png")]) == 2
     one_error(capsys, value)
     assert not (tmp_path / "e.png").exists()
@@ -132,10 +135,12 @@ def test_edit_non_finite_arguments(tmp_path: Path, flag: str, value: str, capsys
 def _stack() -> LayerStack:
     a = np.zeros((12, 12), np.float32)
     a[3:7, 2:9] = 1
-    return LayerStack([Layer.from_rgb(np.full((12, 12, 3), 0.5, np.float32)), Layer.from_rgb(np.ones((12, 12, 3), np.float32) * 0.2, a)])
+    return LayerStack([Layer.from_rgb(np.full((12, 12, 3), 0.5, np.float32)),
+                       Layer.from_rgb(np.ones((12, 12, 3), np.float32) * 0.2, a)])
 
 
-nums = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.integers(-10**6, 10**6), st.sampled_from(["1", "x", None]))
+nums = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.integers(-10**6, 10**6),
+                 st.sampled_from(["1", "x", None]))
 
 
 @HSET

@@ -73,7 +73,8 @@ def test_corrupt_layers_json_is_one_error(tmp_path: Path) -> None:
 
 def _mutations() -> st.SearchStrategy:
     junk = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
-                     st.text(max_size=30), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+                     st.text(max_size=30), st.lists(st.integers(), max_size=3),
+                     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
                      st.sampled_from(["/etc/passwd", "../x.png", "..", ".", "", "background.png", "layers.json", "a\x00b"]))
     key = st.sampled_from(["file", "name", "visible", "index", "bbox", "alpha_file", "prompt"])
     return st.lists(st.tuples(st.integers(0, 2), key, junk), min_size=1, max_size=4)
@@ -132,7 +133,8 @@ def png(w: int = 8, h: int = 8) -> bytes:
 
 
 def layer_xml(w: object = 16, h: object = 16, x: object = 0, y: object = 0, src: str = "data/a.png", extra: str = "") -> str:
-    return f'<?xml version="1.0"?>{extra}<image w="{w}" h="{h}"><stack><layer name="a" src="{src}" x="{x}" y="{y}"/></stack></image>'
+    return (f'<?xml version="1.0"?>{extra}<image w="{w}" h="{h}"><stack>'
+            f'<layer name="a" src="{src}" x="{x}" y="{y}"/></stack></image>')
 
 
 @pytest.mark.parametrize("xml,match", [
@@ -155,8 +157,10 @@ def test_ora_bad_documents(tmp_path: Path, xml: str, match: str) -> None:
 
 
 def test_ora_entity_bomb_refused_with_short_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    ents = '<!ENTITY a "' + "x" * 1000 + '">' + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefg", "bcdefgh"))
-    xml = f'<?xml version="1.0"?><!DOCTYPE image [{ents}]><image w="16" h="16"><stack><layer name="&h;" src="data/a.png"/></stack></image>'
+    ents = '<!ENTITY a "' + "x" * 1000 + '">'
+    ents += "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefg", "bcdefgh"))  # 10^7 × 1000 chars
+    xml = (f'<?xml version="1.0"?><!DOCTYPE image [{ents}]><image w="16" h="16"><stack>'
+           '<layer name="&h;" src="data/a.png"/></stack></image>')
     p = tmp_path / "bomb.ora"
     p.write_bytes(ora_bytes(xml, {"data/a.png": png()}))
     with pytest.raises(InputImageError, match="DTD or entities"):

@@ -105,7 +105,8 @@ def test_overwrite_report_folder_by_manifest_and_empty_folder(tmp_path: Path) ->
         save_stack(stack_of(), forged, overwrite=True)
 
 
-names = st.lists(st.sampled_from(["a.png", "b.txt", "sub/c.png", "sub/d/e.jpg", "layers.json", ".hidden"]), unique=True, max_size=5)
+names = st.lists(st.sampled_from(["a.png", "b.txt", "sub/c.png", "sub/d/e.jpg", "layers.json", ".hidden"]),
+                 unique=True, max_size=5)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -6,10 +6,10 @@ import argparse
 import contextlib
 import math
 import signal
-import sys
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from layerkit.errors import PromptError
 from layerkit.progress import StageProgress

@@ -31,8 +31,8 @@ import socket
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 try:
     import fcntl
@@ -209,7 +209,8 @@ def _commit(tmp: Path, final: Path, overwrite: bool) -> Path | None:
         if old_is_dir:
             check_replaceable(final)
         elif tmp.is_dir() and not final.is_symlink():
-            raise OutputError(f"output {str(final)!r} is a file and this output is a folder; remove the file or choose another path")
+            raise OutputError(f"output {str(final)!r} is a file and this output is a folder; "
+                              "remove the file or choose another path")
         if _renameat2(tmp, final, _RENAME_EXCHANGE):
             return tmp  # tmp now holds the old version
         if old_is_dir or final.is_symlink():

@@ -141,7 +141,8 @@ def _read_folder(d: Path, max_pixels: int | None) -> LayerStack:
                                   "layers of a folder stack share one size")
         arr = _read_png(f)
         visible = m.get("visible", True)
-        layers.append(Layer(arr, name=clean_name(m.get("name", f"layer_{i}")), visible=visible if isinstance(visible, bool) else True))
+        layers.append(Layer(arr, name=clean_name(m.get("name", f"layer_{i}")),
+                            visible=visible if isinstance(visible, bool) else True))
     return LayerStack(layers)
 
 

@@ -90,7 +90,8 @@ def _member(z: zipfile.ZipFile, name: str, most: int, what: str) -> bytes:
     except KeyError:
         raise InputImageError(f"{what} has no {name!r}; it is not a complete OpenRaster file") from None
     if info.file_size > most:
-        raise InputImageError(f"{what}: {name!r} is {info.file_size / 1e6:.0f} MB uncompressed, over the limit of {most / 1e6:.0f} MB")
+        raise InputImageError(f"{what}: {name!r} is {info.file_size / 1e6:.0f} MB uncompressed, "
+                              f"over the limit of {most / 1e6:.0f} MB")
     with z.open(info) as f:
         data = f.read(most + 1)  # a lying header cannot make us read more
     if len(data) > most:
