@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_signals():  # SIGTERM/SIGHUP stop a run like Ctrl-C: temporary outputs removed
             return int(args.func(args) or 0)
     except LayerkitError as e:
+        progress.clear_bars()  # the error line starts on a clean line
         print(f"layerkit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
