@@ -74,7 +74,8 @@ def layerd_pair_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, 
 def too_few_layers(n_pred: int, n_gt: int) -> str | None:
     """Why LayerD's script would skip a sample (fewer than 2 layers in a stack), or ``None``."""
     if n_pred < MIN_LAYERS or n_gt < MIN_LAYERS:
-        return f"fewer than {MIN_LAYERS} layers in the {'prediction' if n_pred < MIN_LAYERS else 'ground truth'} (LayerD skips it)"
+        which = "prediction" if n_pred < MIN_LAYERS else "ground truth"
+        return f"fewer than {MIN_LAYERS} layers in the {which} (LayerD skips it)"
     return None
 
 
