@@ -61,9 +61,14 @@ def composite_u8(bottom: np.ndarray, top: np.ndarray) -> np.ndarray:
 
 
 def layerd_pair_scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float, float]:
-    """LayerD's ``(RGBL1, AlphaIoU, RGBL1_AIoU)`` of two ``uint8`` ``H×W×4`` layers (first = "pred")."""
-    p = pred.astype(np.float64) / 255.0
-    g = gt.astype(np.float64) / 255.0
+    """LayerD's ``(RGBL1, AlphaIoU, RGBL1_AIoU)`` of two ``H×W×4`` layers (first = "pred").
+
+    Args:
+        pred: ``uint8``, or the float64 ``uint8 / 255`` of one (what LayerD computes from it).
+        gt: likewise.
+    """
+    p = pred.astype(np.float64) / 255.0 if pred.dtype == np.uint8 else pred
+    g = gt.astype(np.float64) / 255.0 if gt.dtype == np.uint8 else gt
     mask = g[..., 3] > 0
     l1 = float((np.abs(p[..., :3] - g[..., :3]).mean(-1) * mask).sum() / (mask.sum() + 1e-8))
     union = np.maximum(p[..., 3], g[..., 3]).sum()
@@ -86,6 +91,7 @@ class _Cache:
         self.img: dict[Key, np.ndarray] = {("pred", i): x for i, x in enumerate(pred)}
         self.img.update({("gt", i): x for i, x in enumerate(gt)})
         self._scores: dict[tuple[Key, Key], tuple[float, float, float]] = {}
+        self._unit: dict[Key, np.ndarray] = {}
 
     def merge(self, bottom: Key, top: Key) -> Key:
         key = (bottom, top)
@@ -93,9 +99,15 @@ class _Cache:
             self.img[key] = composite_u8(self.img[bottom], self.img[top])
         return key
 
+    def unit(self, key: Key) -> np.ndarray:
+        """The layer as float64 ``uint8 / 255``, computed once per layer."""
+        if key not in self._unit:
+            self._unit[key] = self.img[key].astype(np.float64) / 255.0
+        return self._unit[key]
+
     def scores(self, first: Key, second: Key) -> tuple[float, float, float]:
         if (first, second) not in self._scores:
-            self._scores[(first, second)] = layerd_pair_scores(self.img[first], self.img[second])
+            self._scores[(first, second)] = layerd_pair_scores(self.unit(first), self.unit(second))
         return self._scores[(first, second)]
 
     def sim(self, x: Key, group: Sequence[Key]) -> float:
