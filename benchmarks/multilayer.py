@@ -36,7 +36,8 @@ def write_prompts(data: Path, path: Path, seed: int) -> None:
     for d in sorted(p for p in data.iterdir() if (p / "prompts.json").is_file()):
         objs = json.loads((d / "prompts.json").read_text())["objects"]
         order = np.random.default_rng([seed, int(d.name) if d.name.isdigit() else 0]).permutation(len(objs))
-        lines.append(json.dumps({"image": d.name, "objects": [{"box": objs[i]["box_xyxy"], "name": objs[i]["label"]} for i in order]}))
+        objects = [{"box": objs[i]["box_xyxy"], "name": objs[i]["label"]} for i in order]
+        lines.append(json.dumps({"image": d.name, "objects": objects}))
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -35,7 +35,8 @@ compositing is not associative, so a span alone does not identify a merged layer
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image

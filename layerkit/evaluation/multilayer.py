@@ -31,7 +31,8 @@ levels differ by up to ~0.18 cost per sample (docs/multilayer.md).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
