@@ -25,8 +25,8 @@ merges on a positive estimate even if the cost then rises), compositing is in fl
 PIL's 8-bit ``alpha_composite``), every level 0…``max_merges`` is reported (LayerD: up to the
 deepest level reached) and stacks of one layer are scored (LayerD skips them). Merge level 0
 agrees with LayerD's to about 1e-9 where no layers are grouped (float32 versus 8-bit inputs) and
-to about 1e-4 where they are (a group is composited in float here, in 8 bits by LayerD); deeper
-levels differ by up to ~0.18 cost per sample (docs/multilayer.md).
+to below 1e-3 where they are (a group is composited in float here, in 8 bits by LayerD); deeper
+levels differ by up to ~0.19 cost per sample (docs/multilayer.md).
 """
 
 from __future__ import annotations
