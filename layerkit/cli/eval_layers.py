@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   layerkit make-dataset --fg-dir DEV/fg --bg-dir DEV/bg --objects 3 --n 50 --seed 0 -o multi/
   layerkit eval-layers multi/ -o layers/                      # config classical+peel
   layerkit eval-layers multi/ --pred-dir my_stacks/ -o layers_mine/
+  layerkit eval-layers multi/ --pred-dir my_stacks/ --protocol layerkit -o layers_mine_lk/
 
 Each sample's prediction is pipe.layers(composite, prompts) (one prompt per GT object, bottom to
 top unless --shuffle-prompts; the pipeline infers the depth order unless --gt-order), or
