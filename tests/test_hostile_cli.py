@@ -261,4 +261,4 @@ def test_eval_layers_empty_or_wrong_predictions(sources: tuple[Path, Path], tmp_
     (tmp_path / "wrong").mkdir()
     (tmp_path / "wrong" / "9999.psd").write_bytes(b"x")
     assert main(["eval-layers", str(data), "--pred-dir", str(tmp_path / "wrong"), "-o", str(out), "--quiet"]) == 1
-    assert "every sample failed (1)" in capsys.readouterr().err
+    assert "no sample was scored (1); first error:" in capsys.readouterr().err
