@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 from layerkit.errors import ConfigError
 
-ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer")
+ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer", "effects")
 #: Roles a pipeline can run without (``backend: none``).
-OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer")
+OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "effects")
 
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
@@ -50,6 +50,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     # image → a whole stack in one call (Qwen-Image-Layered); used by Pipeline.layers(auto=True)
     "multilayer": {
         "qwen_layered": "layerkit.modules.multilayer.qwen_layered:QwenLayeredDecomposer",
+    },
+    # (image, alpha, F, B) → object layer with its cast shadow / reflection, cleaned B (LASAGNA)
+    "effects": {
+        "shadow_reflection": "layerkit.modules.effects.shadow_reflection:ShadowReflectionEffects",
     },
 }
 

@@ -43,6 +43,8 @@ class Pipeline:
         generator: optional text → image; needed by :meth:`generate`.
         multilayer: optional image → whole layer stack backend (Qwen-Image-Layered), used by
             :meth:`layers` in automatic mode.
+        effects: optional (image, α, F, B, prompt) → (α, F, B) on the canvas: the object's cast
+            shadow / reflection moved into its layer (``classical+effects``).
         settings: pipeline-wide :class:`~layerkit.config.PipelineSettings`.
 
     Example:
@@ -54,7 +56,7 @@ class Pipeline:
 
     def __init__(self, segmenter: Any, trimapper: Any, matter: Any, decomposer: Any, refiner: Any = None,
                  grounder: Any = None, generator: Any = None, multilayer: Any = None,
-                 settings: PipelineSettings | None = None) -> None:
+                 settings: PipelineSettings | None = None, effects: Any = None) -> None:
         self.generator = generator
         self.grounder = grounder
         self.segmenter = segmenter
@@ -63,6 +65,7 @@ class Pipeline:
         self.decomposer = decomposer
         self.refiner = refiner
         self.multilayer = multilayer
+        self.effects = effects
         self.settings = settings or PipelineSettings()
         self.progress: ProgressCallback | None = None
 
@@ -238,6 +241,11 @@ class Pipeline:
         full_alpha = paste(np.zeros((h, w), np.float32), alpha, roi)
         full_fg = paste(np.zeros((h, w, 3), np.float32), fg, roi)
         full_bg = paste(img.copy(), bg, roi)
+        if self.effects is not None:  # on the canvas: a shadow or reflection leaves the prompt's box
+            with self._stage("effects", timings):
+                full_alpha, full_fg, full_bg = self.effects(img, full_alpha, full_fg, full_bg, prompt)
+            eb = alpha_bbox(full_alpha)
+            roi = roi if eb is None else (min(x0, eb[0]), min(y0, eb[1]), max(x1, eb[2]), max(y1, eb[3]))
         rgba = np.concatenate([full_fg, full_alpha[..., None]], axis=2)
         layer_name = name or prompt.text or "object"
         stack = LayerStack([Layer.from_rgb(full_bg, name="background"), Layer(rgba, name=layer_name, prompt=prompt)])

@@ -1,0 +1,361 @@
+"""Weight-free visual effects: move an object's cast shadow / reflection into its layer.
+
+Role ``effects`` (runs after the decomposer and refiner, on the full canvas, because an effect
+leaves the prompt's box). Given the image ``C``, the object's alpha ``α``, colour ``F`` and the
+background ``B`` (which still holds the effect), it returns a new layer ``(α', F')`` = object
+over its effect and a cleaned ``B'``, with ``α'·F' + (1 − α')·B' = α·F + (1 − α)·B`` (the stack
+still recomposes the input).
+
+**Shadow** = multiplicative darkening of the ground, ``B = r·B̂`` with ``r ∈ (0, 1]``: stored as
+black (``F = 0``) with alpha ``a = 1 − r``, so ``B̂ = B / (1 − a)`` exactly. Black is what marks a
+shadow pixel in every file format: an HSV recolour leaves ``V = 0`` unchanged, and it commutes
+with the premultiplied mix of the object's soft edge over its shadow, so ``edit --recolor``
+changes the object and not its shadow. ``B̂`` (the unshadowed surface) is estimated by ratio
+against the surrounding ground: the illumination (an edge-preserving median of the luminance) is
+inpainted from outside the shadow and ``r`` = local illumination / inpainted illumination; the
+texture of ``B`` is kept (``B`` is divided by a smooth ratio, not blurred).
+
+Detection: the cast shadow is the silhouette projected from the object's lowest row along some
+direction (a distant light on a ground plane). Projections on a grid of directions are scored
+by the log-luminance contrast between the projected region (outside the object) and a ring
+around it; the best one, when dark enough, seeds the ratio estimate, and the candidate is kept
+only if it darkens by at least ``min_darkening`` and keeps the ground's chromaticity
+(``max_chroma_shift``: a shadow darkens, a dark neighbouring object has another colour).
+
+**Reflection** = the object flipped about its lowest row, per row shifted (ripple) and
+attenuated: ``C = (1 − k·ρ)·B̂ + k·d·ρ·R`` with ``R, ρ`` the mirrored colour and alpha. ``k`` and
+``d`` are fitted per row by least squares against the smooth inpainted surface, the best shift
+per row in ``±ripple`` pixels; it is kept when it explains at least ``min_explained`` of the
+variation below the object. ``B̂ = (C − A·F)/(1 − A)`` keeps the surface's texture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from layerkit.modules.decomposition.inpaint import inpaint_harmonic
+from layerkit.types import Prompt, alpha_bbox
+
+
+@dataclass
+class EffectEstimate:
+    """One effect found next to an object (canvas-size arrays).
+
+    Attributes:
+        kind: ``"shadow"`` or ``"reflection"``.
+        alpha: ``H×W`` effect alpha in ``[0, 1]``.
+        color: ``H×W×3`` effect colour (0 for a shadow).
+        background: ``H×W×3`` the background with the effect removed.
+        score: detection score (contrast in log-luminance, or explained variance share).
+    """
+
+    kind: str
+    alpha: np.ndarray
+    color: np.ndarray
+    background: np.ndarray
+    score: float
+
+
+def _odd(x: float, lo: int = 3) -> int:
+    k = max(lo, int(round(x)))
+    return k + 1 - k % 2
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.float32)
+
+
+def _median(y: np.ndarray, k: int) -> np.ndarray:
+    """Edge-preserving median of a ``[0, 1]`` float map (8-bit, any odd ``k``), back to float."""
+    u8 = np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.medianBlur(u8, k).astype(np.float32) / 255.0
+
+
+def _fill(x: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Harmonic fill of ``hole`` in an ``H×W`` or ``H×W×C`` map."""
+    if not hole.any() or hole.all():
+        return x
+    return inpaint_harmonic(x if x.ndim == 3 else x[..., None], hole).reshape(x.shape)
+
+
+class ShadowReflectionEffects:
+    """Find an object's cast shadow / reflection and move it into the object's layer.
+
+    Args:
+        effects: kinds looked for, a subset of ``("shadow", "reflection")``.
+        work_side: detection runs with the object scaled to about this height in pixels.
+        reach: search distance around the object, in object heights.
+        min_darkening: a shadow darkens the ground by at least this share (``1 − r``).
+        min_contrast: smallest log-luminance contrast of the best projected silhouette.
+        max_chroma_shift: largest mean chromaticity change a shadow may cause.
+        min_explained: share of the variation below the object a reflection must explain.
+        min_dim: smallest colour-to-alpha ratio of a reflection (a mirrored *darkening* is a shadow).
+        ripple: largest per-row horizontal shift (pixels at work size) of a reflection.
+        median_ratio: illumination median kernel, as a share of the object height.
+        min_iou: IoU the shadow region must reach with the projected silhouette that seeded it.
+        candidates: distinct projected silhouettes (best contrast first) tried before giving up.
+    """
+
+    def __init__(self, effects: tuple[str, ...] | list[str] = ("shadow", "reflection"), work_side: int = 120,
+                 reach: float = 1.5, min_darkening: float = 0.12, min_contrast: float = 0.12,
+                 max_chroma_shift: float = 0.03, min_explained: float = 0.3, min_dim: float = 0.6, ripple: int = 3,
+                 median_ratio: float = 0.06, min_iou: float = 0.3, candidates: int = 3) -> None:
+        bad = [e for e in effects if e not in ("shadow", "reflection")]
+        if bad:
+            raise ValueError(f"effects: unknown kind(s) {bad}; use shadow and/or reflection")
+        if work_side < 16:
+            raise ValueError(f"work_side must be at least 16, got {work_side}")
+        self.effects = tuple(effects)
+        self.work_side = int(work_side)
+        self.reach = float(reach)
+        self.min_darkening = float(min_darkening)
+        self.min_contrast = float(min_contrast)
+        self.max_chroma_shift = float(max_chroma_shift)
+        self.min_explained = float(min_explained)
+        self.min_dim = float(min_dim)
+        self.ripple = int(ripple)
+        self.median_ratio = float(median_ratio)
+        self.min_iou = float(min_iou)
+        self.candidates = int(candidates)
+        self.last: list[EffectEstimate] = []
+        #: diagnostics of the last call (scores of the tests, for benchmarks and tuning)
+        self.trace: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ entry point
+    def __call__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray,
+                 prompt: Prompt | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move the object's effects into its layer.
+
+        Args:
+            image: ``H×W×3`` composite ``C`` in ``[0, 1]``.
+            alpha: ``H×W`` object alpha.
+            foreground: ``H×W×3`` straight object colour.
+            background: ``H×W×3`` complete background (holding the effect).
+            prompt: unused (kept for the role's interface).
+
+        Returns:
+            ``(alpha', F', B')``: the layer's alpha and colour (object over its effects) and
+            the cleaned background; unchanged inputs when nothing is found. :attr:`last` lists
+            the effects found.
+        """
+        self.last, self.trace = [], {}
+        a = np.clip(alpha.astype(np.float32), 0.0, 1.0)
+        f = foreground.astype(np.float32)
+        b = background.astype(np.float32)
+        if alpha_bbox(a, 0.5) is None:
+            return a, f, b
+        for kind in ("reflection", "shadow"):
+            if kind not in self.effects:
+                continue
+            est = self._reflection(image, a, f, b) if kind == "reflection" else self._shadow(a, b)
+            if est is None:
+                continue
+            self.last.append(est)
+            e = est.alpha[..., None]
+            a_new = a + (1.0 - a) * est.alpha
+            prem = a[..., None] * f + (1.0 - a[..., None]) * e * est.color
+            f = np.divide(prem, a_new[..., None], out=np.zeros_like(prem), where=a_new[..., None] > 1e-6)
+            a, b = a_new, est.background
+        return a.astype(np.float32), np.clip(f, 0.0, 1.0).astype(np.float32), np.clip(b, 0.0, 1.0).astype(np.float32)
+
+    # ------------------------------------------------------------------ geometry
+    def _region(self, alpha: np.ndarray, up: float, down: float) -> tuple[tuple[int, int, int, int], float]:
+        h, w = alpha.shape
+        x0, y0, x1, y1 = alpha_bbox(alpha, 0.02)  # type: ignore[misc]
+        oh = float(y1 - y0)
+        r = self.reach * oh
+        box = (max(0, int(x0 - r)), max(0, int(y0 - up * oh)), min(w, int(x1 + r)), min(h, int(y1 + down * oh)))
+        return box, min(1.0, self.work_side / max(oh, 1.0))
+
+    # ------------------------------------------------------------------ shadow
+    def _shadow(self, alpha: np.ndarray, background: np.ndarray) -> EffectEstimate | None:
+        (x0, y0, x1, y1), k = self._region(alpha, 0.8, 0.6)
+        a_roi, b_roi = alpha[y0:y1, x0:x1], background[y0:y1, x0:x1]
+        hh, ww = a_roi.shape
+        sw, sh = max(8, int(round(ww * k))), max(8, int(round(hh * k)))
+        a_w = cv2.resize(a_roi, (sw, sh), interpolation=cv2.INTER_AREA)
+        b_w = cv2.resize(b_roi, (sw, sh), interpolation=cv2.INTER_AREA)
+        sil = (a_w > 0.5).astype(np.float32)
+        box = alpha_bbox(sil)
+        if box is None:
+            return None
+        oh = float(box[3] - box[1])
+        obj = cv2.dilate((a_w > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        y_w = _median(_luma(b_w), _odd(self.median_ratio * oh))
+        log_y = np.log(y_w + 1.0 / 255.0)
+        yb = float(box[3] - 1)
+        ring_k = np.ones((_odd(0.15 * oh), _odd(0.15 * oh)), np.uint8)
+        area = float(sil.sum())
+        hyps: list[tuple[float, np.ndarray]] = []
+        for sy in (-0.6, -0.45, -0.3, -0.18, -0.08, 0.12, 0.22, 0.32):
+            for sx in np.linspace(-1.4, 1.4, 15):
+                m = np.array([[1.0, -sx, sx * yb], [0.0, -sy, yb * (1.0 + sy)]])
+                proj = cv2.warpAffine(sil, m, (sw, sh), flags=cv2.INTER_NEAREST) > 0.5
+                vis = proj & ~obj
+                if vis.sum() < 0.04 * area:
+                    continue
+                ring = cv2.dilate(proj.astype(np.uint8), ring_k).astype(bool) & ~proj & ~obj
+                if ring.sum() < 0.04 * area:
+                    continue
+                hyps.append((float(log_y[ring].mean() - log_y[vis].mean()), vis))
+        hyps.sort(key=lambda t: -t[0])
+        tried: list[np.ndarray] = []
+        self.trace["shadow_contrast"] = hyps[0][0] if hyps else 0.0
+        found = None
+        for contrast, seed in hyps:
+            if contrast < self.min_contrast or len(tried) >= self.candidates:
+                break
+            if any((seed & t).sum() > 0.5 * min(seed.sum(), t.sum()) for t in tried):
+                continue
+            tried.append(seed)
+            found = self._refine(seed, y_w, b_w, obj, oh, area)
+            if found is not None:
+                break
+        if found is None:
+            return None
+        keep, y_hat = found
+        best = self.trace["shadow_contrast"]
+        # full resolution: the ratio of an edge-preserving illumination to the upsampled inpainted one
+        gate_w = cv2.GaussianBlur(cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32), (0, 0), 1.0)
+        gate = cv2.resize(gate_w, (ww, hh), interpolation=cv2.INTER_LINEAR)
+        y_full = _median(_luma(b_roi), _odd(self.median_ratio * oh / k))
+        y_hat_full = cv2.resize(y_hat, (ww, hh), interpolation=cv2.INTER_LINEAR)
+        a_full = gate * np.clip(1.0 - y_full / y_hat_full, 0.0, 1.0)
+        # under the object the shadow continues (its contact): fill the work-size alpha into the object
+        a_w_est = cv2.resize(a_full, (sw, sh), interpolation=cv2.INTER_AREA)
+        a_under = cv2.resize(_fill(a_w_est, obj), (ww, hh), interpolation=cv2.INTER_LINEAR)
+        obj_full = cv2.resize(obj.astype(np.uint8), (ww, hh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        a_full = np.where(obj_full, a_under, a_full)
+        a_full = np.minimum(a_full, 1.0 - b_roi.max(axis=2))  # keeps B / (1 − a) within [0, 1]
+        a_full = np.clip(a_full, 0.0, 1.0).astype(np.float32)
+        out_a = np.zeros(alpha.shape, np.float32)
+        out_a[y0:y1, x0:x1] = a_full
+        clean = background.copy()
+        clean[y0:y1, x0:x1] = b_roi / np.maximum(1.0 - a_full[..., None], 1e-3)
+        return EffectEstimate("shadow", out_a, np.zeros_like(background), np.clip(clean, 0.0, 1.0), best)
+
+    def _refine(self, seed: np.ndarray, y_w: np.ndarray, b_w: np.ndarray, obj: np.ndarray, oh: float,
+                area: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The shadow region seeded by one projected silhouette, or None when a test fails.
+
+        Returns:
+            ``(region, inpainted illumination)`` at work size.
+        """
+        grow = cv2.dilate(seed.astype(np.uint8), np.ones((_odd(0.3 * oh), _odd(0.3 * oh)), np.uint8)).astype(bool)
+        hole = grow | obj
+        if hole.all():
+            return None
+        y_hat = np.maximum(_fill(y_w, hole), 1e-3)
+        ratio = np.clip(y_w / y_hat, 0.0, 1.0)
+        a_raw = np.where(grow & ~obj, 1.0 - ratio, 0.0).astype(np.float32)
+        n, lab = cv2.connectedComponents((a_raw > 0.5 * self.min_darkening).astype(np.uint8))
+        keep = np.zeros_like(seed)
+        for i in range(1, n):
+            comp = lab == i
+            if (comp & seed).sum() > 0.3 * comp.sum():
+                keep |= comp
+        iou = float((keep & seed).sum()) / max(float((keep | seed).sum()), 1.0)
+        dark = float(a_raw[keep].mean()) if keep.any() else 0.0
+        self.trace.update(shadow_darkening=dark, shadow_iou=iou)
+        if keep.sum() < 0.03 * area or dark < self.min_darkening or iou < self.min_iou:
+            return None
+        # a shadow keeps the ground's chromaticity across its edge (a dark neighbour has its own colour)
+        chroma = b_w / np.maximum(b_w.sum(axis=2, keepdims=True), 1e-3)
+        band = np.ones((_odd(0.08 * oh), _odd(0.08 * oh)), np.uint8)
+        k8 = keep.astype(np.uint8)
+        inner = keep & ~cv2.erode(k8, band).astype(bool)
+        outer = cv2.dilate(k8, band).astype(bool) & ~keep & ~obj
+        if not inner.any() or not outer.any():
+            return None
+        shift = float(np.abs(np.median(chroma[inner], axis=0) - np.median(chroma[outer], axis=0)).sum())
+        self.trace["shadow_chroma_shift"] = shift
+        if shift > self.max_chroma_shift:
+            return None
+        return keep, y_hat
+
+    # ------------------------------------------------------------------ reflection
+    def _reflection(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray,
+                    background: np.ndarray) -> EffectEstimate | None:
+        h, w = alpha.shape
+        x0, y0, x1, y1 = alpha_bbox(alpha, 0.5)  # type: ignore[misc]
+        oh = y1 - y0
+        yb = y1 - 1
+        length = min(oh, h - y1)
+        if length < 4:
+            return None
+        k = min(1.0, self.work_side / max(oh, 1))
+        pad = int(0.1 * (x1 - x0)) + self.ripple + 2
+        rx0, rx1 = max(0, x0 - pad), min(w, x1 + pad)
+        rows = np.arange(y1, y1 + length)
+        src = 2 * yb + 1 - rows
+        ok = src >= 0
+        rows, src = rows[ok], src[ok]
+        mir_a = alpha[src, rx0:rx1]
+        mir_f = foreground[src, rx0:rx1]
+        region = np.zeros((h, w), bool)
+        region[rows[0]:rows[-1] + 1, rx0:rx1] = cv2.dilate((mir_a > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        if region.sum() < 16:
+            return None
+        # smooth surface estimate from around the candidate (work size for speed)
+        ry0, ry1 = rows[0], rows[-1] + 1
+        bx0, bx1 = max(0, rx0 - pad * 2), min(w, rx1 + pad * 2)
+        by1 = min(h, ry1 + pad)
+        sub_b, sub_hole = background[ry0:by1, bx0:bx1], region[ry0:by1, bx0:bx1]
+        sh_, sw_ = sub_b.shape[:2]
+        tw, th = max(8, int(sw_ * k)), max(8, int(sh_ * k))
+        small = cv2.resize(sub_b, (tw, th), interpolation=cv2.INTER_AREA)
+        hole_s = cv2.resize(sub_hole.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST).astype(bool)
+        if hole_s.all():
+            return None
+        surf = cv2.resize(_fill(small, hole_s), (sw_, sh_), interpolation=cv2.INTER_LINEAR)
+        b_hat = surf[:, rx0 - bx0:rx1 - bx0][: len(rows)]
+        c = image[rows, rx0:rx1].astype(np.float32)
+        d = c - b_hat
+        # per row, per shift: least squares C − B̂ ≈ −u·ρ·B̂ + v·ρ·R
+        best_res = np.full(len(rows), np.inf)
+        best = np.zeros((len(rows), 3))
+        for s in range(-self.ripple, self.ripple + 1):
+            ra, rf = np.roll(mir_a, s, axis=1), np.roll(mir_f, s, axis=1)
+            p = -(ra[..., None] * b_hat)
+            q = ra[..., None] * rf
+            spp, sqq, spq = (p * p).sum((1, 2)), (q * q).sum((1, 2)), (p * q).sum((1, 2))
+            spd, sqd = (p * d).sum((1, 2)), (q * d).sum((1, 2))
+            det = spp * sqq - spq ** 2
+            u = np.divide(sqq * spd - spq * sqd, det, out=np.zeros_like(det), where=det > 1e-9)
+            v = np.divide(spp * sqd - spq * spd, det, out=np.zeros_like(det), where=det > 1e-9)
+            u, v = np.clip(u, 0.0, 1.0), np.clip(v, 0.0, 1.0)
+            res = ((d - u[:, None, None] * p - v[:, None, None] * q) ** 2).sum((1, 2))
+            better = res < best_res
+            best_res = np.where(better, res, best_res)
+            best[better] = np.stack([u, v, np.full_like(u, s)], axis=1)[better]
+        m = region[rows, rx0:rx1]
+        total = float((d ** 2 * m[..., None]).sum())
+        explained = 1.0 - float(best_res.sum()) / max(float((d ** 2).sum()), 1e-9)
+        wts = mir_a.sum(axis=1)
+        k_mean = float((best[:, 0] * wts).sum() / max(wts.sum(), 1e-6))
+        dim = float((best[:, 1] * wts).sum() / max((best[:, 0] * wts).sum(), 1e-6))
+        self.trace.update(reflection_explained=explained, reflection_k=k_mean, reflection_dim=dim)
+        if total <= 1e-6 or explained < self.min_explained or k_mean < 0.05 or dim < self.min_dim:
+            return None
+        u = cv2.medianBlur(best[:, 0].astype(np.float32).reshape(-1, 1), 5).ravel()
+        v = np.minimum(cv2.medianBlur(best[:, 1].astype(np.float32).reshape(-1, 1), 5).ravel(), u)
+        ra = np.stack([np.roll(mir_a[i], int(best[i, 2])) for i in range(len(rows))])
+        rf = np.stack([np.roll(mir_f[i], int(best[i, 2])) for i in range(len(rows))])
+        e_a = np.clip(u[:, None] * ra, 0.0, 0.98)
+        e_f = np.clip(np.divide(v, u, out=np.zeros_like(v), where=u > 1e-6)[:, None, None] * rf, 0.0, 1.0)
+        b_old = background[rows, rx0:rx1]
+        b_new = np.clip((c - e_a[..., None] * e_f) / (1.0 - e_a[..., None]), 0.0, 1.0)
+        # colour re-solved against the clipped background: the stack recomposes C exactly
+        e_f = np.clip(np.divide(c - (1.0 - e_a[..., None]) * b_new, e_a[..., None], out=np.zeros_like(c),
+                                where=e_a[..., None] > 1e-3), 0.0, 1.0)
+        keep = alpha[rows, rx0:rx1] < 1e-3  # only where the object does not cover
+        out_a = np.zeros((h, w), np.float32)
+        out_f = np.zeros((h, w, 3), np.float32)
+        clean = background.copy()
+        out_a[rows, rx0:rx1] = np.where(keep, e_a, 0.0)
+        out_f[rows, rx0:rx1] = np.where(keep[..., None], e_f, 0.0)
+        clean[rows, rx0:rx1] = np.where(keep[..., None], b_new, b_old)
+        return EffectEstimate("reflection", out_a, out_f, clean, explained)
