@@ -21,6 +21,7 @@ OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "effects")
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
         "diffusers": "layerkit.modules.generation.diffusers_t2i:DiffusersGenerator",
+        "diffusers_layers": "layerkit.modules.generation.diffusers_inpaint:DiffusersLayerGenerator",  # + inpaint (LASAGNA modes)
     },
     "grounder": {
         "grounding_dino": "layerkit.modules.grounding.grounding_dino:GroundingDinoGrounder",
