@@ -241,18 +241,19 @@ class Pipeline:
         full_alpha = paste(np.zeros((h, w), np.float32), alpha, roi)
         full_fg = paste(np.zeros((h, w, 3), np.float32), fg, roi)
         full_bg = paste(img.copy(), bg, roi)
+        out_roi = roi
         if self.effects is not None:  # on the canvas: a shadow or reflection leaves the prompt's box
             with self._stage("effects", timings):
                 full_alpha, full_fg, full_bg = self.effects(img, full_alpha, full_fg, full_bg, prompt)
             eb = alpha_bbox(full_alpha)
-            roi = roi if eb is None else (min(x0, eb[0]), min(y0, eb[1]), max(x1, eb[2]), max(y1, eb[3]))
+            out_roi = roi if eb is None else (min(x0, eb[0]), min(y0, eb[1]), max(x1, eb[2]), max(y1, eb[3]))
         rgba = np.concatenate([full_fg, full_alpha[..., None]], axis=2)
         layer_name = name or prompt.text or "object"
         stack = LayerStack([Layer.from_rgb(full_bg, name="background"), Layer(rgba, name=layer_name, prompt=prompt)])
         return DecompositionResult(
             image=img, foreground=rgba, background=full_bg, alpha=full_alpha,
             mask=paste(np.zeros((h, w), bool), mask > 0.5, roi), trimap=paste(np.zeros((h, w), np.float32), trimap, roi),
-            layers=stack, prompt=prompt, roi=roi, timings=timings)
+            layers=stack, prompt=prompt, roi=out_roi, timings=timings)
 
     def _ground(self, img: np.ndarray, prompt: Prompt, timings: dict[str, float]) -> Prompt:
         if self.grounder is None:
