@@ -33,7 +33,8 @@ from PIL import Image
 
 from layerkit.errors import DataError
 from layerkit.evaluation.dataset import BG_SUFFIXES, FG_SUFFIXES, _box, _files, _load_background, _load_object, _point, \
-    _resize_rgba, label_from_name
+    label_from_name
+from layerkit.ops.compositing import resize_rgba
 from layerkit.io.atomic import atomic_path
 from layerkit.io.image import to_uint8
 
@@ -148,7 +149,7 @@ def make_effect_sample(fg_files: list[Path], bg_files: list[Path], index: int, s
     room = 0.55 if kind == "reflection" else 0.8  # share of the canvas height the object may use
     s = min(np.sqrt(rng.uniform(*cover) * w * h / (tw * th)), (w - 2 * MARGIN) / fw, room * (h - 2 * MARGIN) / fh)
     nw, nh = max(1, int(round(fw * s))), max(1, int(round(fh * s)))
-    small = _resize_rgba(obj, (nw, nh))
+    small = resize_rgba(obj, (nh, nw), "lanczos").astype(np.float64)
     ox = int(rng.integers(MARGIN, w - nw - MARGIN + 1))
     if kind == "reflection":
         lo, hi = MARGIN, max(MARGIN, int(0.62 * h) - nh)

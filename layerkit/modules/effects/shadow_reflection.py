@@ -36,7 +36,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from layerkit.modules.decomposition.inpaint import inpaint_harmonic
+import abc
+
+from layerkit.modules.base import Stage
+from layerkit.modules.inpainting.smooth import inpaint_harmonic
 from layerkit.types import Prompt, alpha_bbox
 
 
@@ -81,7 +84,20 @@ def _fill(x: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return inpaint_harmonic(x if x.ndim == 3 else x[..., None], hole).reshape(x.shape)
 
 
-class ShadowReflectionEffects:
+class Effects(Stage, abc.ABC):
+    """Role ``effects``: ``(image, α, F, B, prompt)`` → ``(α', F', B')`` on the canvas (the object
+    layer with its visual effects, the cleaned background). Kept here until the role's base moves
+    to :mod:`layerkit.modules.base`."""
+
+    role = "effects"
+
+    @abc.abstractmethod
+    def __call__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray,
+                 prompt: Prompt | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move the object's effects into its layer; see :class:`ShadowReflectionEffects`."""
+
+
+class ShadowReflectionEffects(Effects):
     """Find an object's cast shadow / reflection and move it into the object's layer.
 
     Args:
