@@ -53,7 +53,6 @@ def run_sample(classical: Pipeline, effects: Any, sample: Any, offset: tuple[int
     t0 = time.perf_counter()
     a, f, b = effects(res.image, res.alpha, res.foreground[..., :3], res.background, res.prompt)
     t_effects = time.perf_counter() - t0
-    rgba = np.dstack([f, a])
     rec: dict[str, Any] = {"id": sample.id, "effect": sample.meta.get("effect", "none"),
                            "found": [e.kind for e in effects.last], "t_classical": t_classical, "t_effects": t_effects,
                            "time_ratio": t_effects / max(t_classical, 1e-9),

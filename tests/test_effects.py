@@ -7,8 +7,8 @@ import pytest
 
 from layerkit.errors import ConfigError
 from layerkit.evaluation.effects_data import cast_shadow, over_premul, reflect
-from layerkit.modules.inpainting import inpaint
 from layerkit.modules.effects.shadow_reflection import ShadowReflectionEffects
+from layerkit.modules.inpainting import inpaint
 from layerkit.ops.compositing import psnr
 from layerkit.registry import build
 

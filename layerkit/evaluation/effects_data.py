@@ -25,18 +25,27 @@ sine displacement growing with the distance).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from layerkit.errors import DataError
-from layerkit.evaluation.dataset import BG_SUFFIXES, FG_SUFFIXES, _box, _files, _load_background, _load_object, _point, \
-    label_from_name
-from layerkit.ops.compositing import resize_rgba
+from layerkit.evaluation.dataset import (
+    BG_SUFFIXES,
+    FG_SUFFIXES,
+    _box,
+    _files,
+    _load_background,
+    _load_object,
+    _point,
+    label_from_name,
+)
 from layerkit.io.atomic import atomic_path
 from layerkit.io.image import to_uint8
+from layerkit.ops.compositing import resize_rgba
 
 #: effect kinds the maker draws
 EFFECTS: tuple[str, ...] = ("shadow", "reflection")
@@ -129,7 +138,8 @@ def reflect(rgb: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> tup
 
 
 def make_effect_sample(fg_files: list[Path], bg_files: list[Path], index: int, seed: int, effects: Sequence[str],
-                       cover: tuple[float, float] = (0.04, 0.15), max_side: int = 640) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                       cover: tuple[float, float] = (0.04, 0.15),
+                       max_side: int = 640) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Draw one sample.
 
     Returns:
@@ -228,5 +238,6 @@ def make_effects_dataset(fg_dir: str | Path, bg_dir: str | Path, out: str | Path
                 progress(i, meta)
         params = {"fg_dir": str(fg_dir), "bg_dir": str(bg_dir), "n": n, "seed": seed, "effects": list(effects),
                   "cover": list(cover), "max_side": max_side}
-        (tmp / "index.json").write_text(json.dumps({"format": "layerkit.effects/1", "params": params, "samples": index}, indent=1))
+        doc = {"format": "layerkit.effects/1", "params": params, "samples": index}
+        (tmp / "index.json").write_text(json.dumps(doc, indent=1))
     return Path(out)

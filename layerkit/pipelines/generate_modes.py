@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 MODES = ("all", "fg", "bg")
 
 
-def _generator(pipe: "Pipeline", mode: str) -> Any:
+def _generator(pipe: Pipeline, mode: str) -> Any:
     gen = pipe.generator
     if gen is None:
         raise ConfigError(f"config {pipe.settings.name!r} has no generator; use --config lasagna or set "
@@ -64,7 +65,7 @@ def load_rgba(source: ImageLike | np.ndarray, max_pixels: int | None = None) -> 
     return np.clip(arr, 0.0, 1.0).astype(np.float32)
 
 
-def generate_mode(pipe: "Pipeline", text: str, mode: str, *, seed: int | None = None,
+def generate_mode(pipe: Pipeline, text: str, mode: str, *, seed: int | None = None,
                   background: ImageLike | None = None, box: Sequence[float] | None = None,
                   layer: ImageLike | np.ndarray | None = None, name: str | None = None,
                   grow: float = 0.15) -> DecompositionResult:

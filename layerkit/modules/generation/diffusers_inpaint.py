@@ -63,7 +63,7 @@ class DiffusersLayerGenerator(DiffusersGenerator):
         self.strength = float(strength)
         self._inpaint_pipe: Any = None
 
-    def _load(self, source: str, kwargs: dict[str, Any], dtype: "torch.dtype") -> Any:
+    def _load(self, source: str, kwargs: dict[str, Any], dtype: torch.dtype) -> Any:
         from diffusers import AutoPipelineForInpainting
 
         if not _is_inpainting(source):
