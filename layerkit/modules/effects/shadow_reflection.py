@@ -272,6 +272,8 @@ class ShadowReflectionEffects(ReflectionMixin, Effects):
         y_hat = np.maximum(_fill(y_w, hole), 1e-3)
         target = 1.0 - np.clip(y_w / y_hat, 0.0, 1.2)
         sel = grow & ~obj
+        if sel.sum() < 16:  # the projected shadow lies behind the object: nothing to fit
+            return None
         t = target[sel]
         best = None
         for s0 in (0.6, 1.2):
