@@ -31,12 +31,11 @@ variation below the object. ``B̂ = (C − A·F)/(1 − A)`` keeps the surface's
 
 from __future__ import annotations
 
-import abc
 
 import cv2
 import numpy as np
 
-from layerkit.modules.base import Stage
+from layerkit.modules.base import Effects
 from layerkit.modules.effects.common import EffectEstimate
 from layerkit.modules.effects.common import fill as _fill
 from layerkit.modules.effects.common import luma as _luma
@@ -44,19 +43,6 @@ from layerkit.modules.effects.common import median as _median
 from layerkit.modules.effects.common import odd as _odd
 from layerkit.modules.effects.reflection import ReflectionMixin
 from layerkit.types import Prompt, alpha_bbox
-
-
-class Effects(Stage, abc.ABC):
-    """Role ``effects``: ``(image, α, F, B, prompt)`` → ``(α', F', B')`` on the canvas (the object
-    layer with its visual effects, the cleaned background). Kept here until the role's base moves
-    to :mod:`layerkit.modules.base`."""
-
-    role = "effects"
-
-    @abc.abstractmethod
-    def __call__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray,
-                 prompt: Prompt | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Move the object's effects into its layer; see :class:`ShadowReflectionEffects`."""
 
 
 class ShadowReflectionEffects(ReflectionMixin, Effects):
