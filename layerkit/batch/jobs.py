@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,8 +61,16 @@ def output_path(out: str | Path, job_id: str, fmt: str) -> Path:
     return Path(out) / f"{job_id}{FORMATS[fmt]}"
 
 
+def _abs(p: Path) -> Path:
+    """Absolute path without resolving symlinks (a linked image keeps the id of its link)."""
+    return Path(os.path.abspath(p))
+
+
 def _image_id(path: Path, root: Path) -> str:
-    rel = path.resolve().relative_to(root.resolve())
+    try:
+        rel = _abs(path).relative_to(_abs(root))
+    except ValueError:  # an absolute path outside the source folder: its name
+        rel = Path(path.name)
     return str(rel.with_suffix("")).replace("\\", "/").replace("/", "__")
 
 
@@ -149,7 +158,7 @@ def list_jobs(source: str, prompts: str | None = None, pattern: str = "*", limit
             for rec in read_jsonl(shard):
                 img = Path(rec["image"])
                 img = img if img.is_absolute() else shard.parent / img
-                jobs.append(Job(_image_id(img, shard.parent), str(img.resolve()), rec.get("objects"), rec.get("order"),
+                jobs.append(Job(_image_id(img, shard.parent), str(_abs(img)), rec.get("objects"), rec.get("order"),
                                 {k: v for k, v in rec.items() if k not in ("image", "objects", "order")}))
     else:
         if len(hits) == 1 and hits[0].is_dir():
@@ -162,12 +171,12 @@ def list_jobs(source: str, prompts: str | None = None, pattern: str = "*", limit
         used: set[str] = set()
         for f in files:
             jid = _image_id(f, root)
-            rel = str(f.resolve().relative_to(root.resolve()))
+            rel = str(_abs(f).relative_to(_abs(root)))
             key = next((k for k in (rel, f.name, jid) if k in table), None)
             rec = table.get(key) if key else None
             if key:
                 used.add(key)
-            jobs.append(Job(jid, str(f.resolve()), rec.get("objects") if rec else None, rec.get("order") if rec else None))
+            jobs.append(Job(jid, str(_abs(f)), rec.get("objects") if rec else None, rec.get("order") if rec else None))
         unknown = sorted(set(table) - used)
         if unknown:
             raise DataError(f"--prompts names {len(unknown)} image(s) not in {source!r} (e.g. {unknown[:3]}); "

@@ -13,6 +13,7 @@ that dies and retries its batch.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from typing import Any, Iterator, Sequence
 
@@ -76,7 +77,9 @@ class RayEngine:
         if ray.is_initialized():
             return
         env = {v: str(self.spec.threads) for v in THREAD_VARS}
-        kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "include_dashboard": False}
+        kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False, "include_dashboard": False,
+                              "logging_level": logging.WARNING}
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         if self.address:
             ray.init(address=self.address, **kw)
         else:
@@ -94,7 +97,7 @@ class RayEngine:
         blocks = min(len(items), max(4 * self.workers, len(items) // 64))
         ds = self.ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(RayImageWorker, fn_constructor_kwargs={"spec": asdict(self.spec)}, batch_size=1,
-                            concurrency=self.workers, num_cpus=max(1, self.spec.threads),
+                            compute=self.ray.data.ActorPoolStrategy(size=self.workers), num_cpus=max(1, self.spec.threads),
                             num_gpus=self.gpus or None)
         for row in ds.iter_rows():
             rec = json.loads(row["record"])
