@@ -94,7 +94,7 @@ class RayEngine:
         ctx.enable_progress_bars = False  # the driver shows one bar of its own
         items = [{"job": json.dumps(j.to_dict())} for j in jobs]
         # small blocks keep actors evenly busy and bound what a driver crash makes redo
-        blocks = min(len(items), max(4 * self.workers, len(items) // 64))
+        blocks = min(len(items), max(8 * self.workers, len(items) // 16))
         ds = self.ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(RayImageWorker, fn_constructor_kwargs={"spec": asdict(self.spec)}, batch_size=1,
                             compute=self.ray.data.ActorPoolStrategy(size=self.workers), num_cpus=max(1, self.spec.threads),

@@ -8,10 +8,11 @@ A record (one line of ``OUT/index.jsonl``) is a JSON object::
      "objects": [{"index": 0, "name": "cup", "status": "layer", "layer": 1, "area": 0.04,
                   "prompt": {...record as given...}}, ...],
      "recompose_psnr_db": 48.2, "seconds": 3.1, "error": null,
-     "worker": {"pid": 123, "peak_rss_mb": 410.0}}
+     "worker": {"pid": 123, "peak_rss_mb": 410.0, "cpu_s": 2.9}}
 
 ``layers[].file`` is relative to ``OUT``; for PSD/ORA every layer's ``file`` is the document and
-``layer`` its index in it. A failed record has ``status: "failed"`` and ``error`` (one line).
+``layer`` its index in it. ``worker.cpu_s`` is the CPU time the worker process spent on the image
+(all its threads). A failed record has ``status: "failed"`` and ``error`` (one line).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class ImageWorker:
 
     def __call__(self, job: Job | dict[str, Any]) -> dict[str, Any]:
         job = job if isinstance(job, Job) else Job(**job)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rec: dict[str, Any] = {"id": job.id, "image": job.image, "status": "failed", "output": None, "objects_found": 0,
                                "layers": [], "objects": [], "recompose_psnr_db": None, "seconds": None, "error": None}
         try:
@@ -111,7 +112,7 @@ class ImageWorker:
             if not isinstance(e, LayerkitError) and os.environ.get("LAYERKIT_BATCH_TRACE"):
                 traceback.print_exc(file=sys.stderr)
         rec["seconds"] = round(time.perf_counter() - t0, 3)
-        rec["worker"] = {"pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}
+        rec["worker"] = {"pid": os.getpid(), "peak_rss_mb": peak_rss_mb(), "cpu_s": round(time.process_time() - c0, 3)}
         return rec
 
     def _decompose(self, job: Job) -> dict[str, Any]:

@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Throughput of ``layerkit batch``: images/s with 1 and 2 local workers, Ray's overhead over the
+local pool, peak memory per worker, per-image cost.
+
+    python benchmarks/batch.py --n 8 --side 256 -o /tmp/batch_bench          # local 1, local 2, ray 2
+    python benchmarks/batch.py --n 40 --side 512 --engines local:1,local:2,local:4,ray:4 -o OUT
+
+Inputs: ``--n`` copies of the shipped astronaut photo, resized to ``--side`` px, with the head box
+as the prompt (every image the same work). Each engine runs on the same jobs into a fresh folder.
+*Steady* rates leave out start-up: they count the records that arrive after every worker has
+delivered its first one (all warm: pipeline built, numba caches loaded, one image run), over the
+time from then to the last record; *worker s/img* is the mean time the workers measured per image,
+each worker's first image left out, and *worker CPU s/img* the CPU time it spent on it (what a
+quiet core would need; the basis of the cluster plan in docs/batch.md); *wall* rates include start-up (spawn, Ray start, first image). Ray's overhead is
+its steady seconds per image over the local pool's with the same workers. Peak memory is the
+largest ``ru_maxrss`` a worker reported. Writes ``batch_bench.json`` and ``batch_bench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAD_BOX = (150, 15, 300, 215)  # the head of layerkit/assets/astronaut.png (512 x 512), as in `make demo`
+
+
+def make_inputs(folder: Path, n: int, side: int) -> list[Any]:
+    """``n`` resized copies of the astronaut with the scaled head box; returns the jobs."""
+    from PIL import Image
+
+    from layerkit.batch.jobs import Job
+
+    folder.mkdir(parents=True, exist_ok=True)
+    src = Image.open(ROOT / "layerkit" / "assets" / "astronaut.png").convert("RGB")
+    s = side / max(src.size)
+    im = src.resize((round(src.size[0] * s), round(src.size[1] * s)), Image.LANCZOS)
+    box = [round(v * s) for v in HEAD_BOX]
+    jobs = []
+    for i in range(n):
+        p = folder / f"img{i:04d}.png"
+        im.save(p)
+        jobs.append(Job(p.stem, str(p), [{"box": box, "name": "head"}]))
+    return jobs
+
+
+def run_engine(kind: str, workers: int, jobs: list[Any], out: Path, config: str, threads: int) -> dict[str, Any]:
+    """One engine over ``jobs``; arrival time of every record, steady and wall rates, memory."""
+    from layerkit.batch.runner import _thread_env, make_engine
+    from layerkit.batch.worker import WorkerSpec
+
+    out.mkdir(parents=True)
+    spec = WorkerSpec(out=str(out), config=config, threads=threads)
+    t0 = time.perf_counter()
+    eng = make_engine(spec, kind, workers, num_cpus=workers * threads if kind == "ray" else None)
+    arrivals, recs = [], []
+    with _thread_env(threads):
+        try:
+            for rec in eng.run(jobs):
+                arrivals.append(time.perf_counter() - t0)
+                recs.append(rec)
+        finally:
+            eng.close()
+    wall = time.perf_counter() - t0
+    ok = [r for r in recs if r["status"] == "ok"]
+    first: dict[int, float] = {}  # pid -> arrival of its first record (that image paid the warm-up)
+    peak: dict[int, float] = {}
+    for r, t in zip(recs, arrivals):
+        pid = r["worker"]["pid"]
+        first.setdefault(pid, t)
+        peak[pid] = max(peak.get(pid, 0.0), r["worker"]["peak_rss_mb"])
+    t_warm = max(first.values())  # every worker has built its pipeline and run one image
+    after = [t for t in arrivals if t > t_warm]
+    steady = len(after) / (after[-1] - t_warm) if after else None
+    firsts = {id(next(r for r in recs if r["worker"]["pid"] == pid)) for pid in first}
+    per_image = [r["seconds"] for r in ok if id(r) not in firsts]
+    cpu = [r["worker"]["cpu_s"] for r in ok if id(r) not in firsts]
+    return {"engine": kind, "workers": workers, "threads": threads, "images": len(jobs), "ok": len(ok),
+            "wall_s": round(wall, 2), "first_record_s": round(arrivals[0], 2) if arrivals else None,
+            "all_warm_s": round(t_warm, 2), "steady_images": len(after),
+            "wall_images_per_s": round(len(recs) / wall, 4),
+            "steady_images_per_s": round(steady, 4) if steady else None,
+            "worker_s_per_image": round(sum(per_image) / len(per_image), 3) if per_image else None,
+            "worker_cpu_s_per_image": round(sum(cpu) / len(cpu), 3) if cpu else None,
+            "peak_rss_mb_per_worker": sorted(peak.values()), "errors": sorted({r["error"] for r in recs if r["error"]})}
+
+
+def table(rows: list[dict[str, Any]], derived: dict[str, Any]) -> str:
+    head = ("| engine | workers | images | wall s | first image s | all warm s | wall img/s | steady img/s (n) | worker s/img | worker CPU s/img | peak RSS/worker MiB |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    body = "".join(f"| {r['engine']} | {r['workers']} | {r['ok']}/{r['images']} | {r['wall_s']} | {r['first_record_s']} | "
+                   f"{r['all_warm_s']} | {r['wall_images_per_s']} | {r['steady_images_per_s']} ({r['steady_images']}) | {r['worker_s_per_image']} | {r['worker_cpu_s_per_image']} | "
+                   f"{', '.join(f'{m:.0f}' for m in r['peak_rss_mb_per_worker'])} |\n" for r in rows)
+    extra = "".join(f"- {k}: {v}\n" for k, v in derived.items())
+    return head + body + "\n" + extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=8, help="images per engine")
+    p.add_argument("--side", type=int, default=256, help="long side of the inputs (px)")
+    p.add_argument("--engines", default="local:1,local:2,ray:2", help="comma list of ENGINE:WORKERS")
+    p.add_argument("--config", default="classical+peel", help="pipeline config")
+    p.add_argument("--threads", type=int, default=1, help="compute threads per worker")
+    p.add_argument("--note", default="", help="written into the report (e.g. 'under CPU contention')")
+    p.add_argument("-o", "--output", required=True, help="report folder")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="layerkit_batch_bench_"))
+    try:
+        jobs = make_inputs(work / "in", args.n, args.side)
+        rows = []
+        for item in args.engines.split(","):
+            kind, _, n = item.partition(":")
+            row = run_engine(kind, int(n or 1), jobs, work / f"out_{kind}_{n}", args.config, args.threads)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    derived: dict[str, Any] = {}
+    by = {(r["engine"], r["workers"]): r for r in rows}
+    if ("local", 1) in by and ("local", 2) in by and by[("local", 1)]["steady_images_per_s"]:
+        derived["speedup_2_vs_1_local_steady"] = round(by[("local", 2)]["steady_images_per_s"] / by[("local", 1)]["steady_images_per_s"], 3)
+    for (kind, w), r in by.items():
+        loc = by.get(("local", w))
+        if kind == "ray" and loc and loc["steady_images_per_s"] and r["steady_images_per_s"]:
+            derived[f"ray_overhead_per_image_{w}_workers"] = f"{100 * (loc['steady_images_per_s'] / r['steady_images_per_s'] - 1):.1f} %"
+            derived[f"ray_startup_extra_s_{w}_workers"] = round(r["first_record_s"] - loc["first_record_s"], 2)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_end": os.getloadavg(),
+               "note": args.note}
+    doc = {"args": vars(args), "machine": machine, "rows": rows, "derived": derived}
+    (out / "batch_bench.json").write_text(json.dumps(doc, indent=1) + "\n")
+    md = f"# layerkit batch benchmark\n\n{args.n} images of {args.side} px, config {args.config}, {machine}\n\n" + table(rows, derived)
+    (out / "batch_bench.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
