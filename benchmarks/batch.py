@@ -11,7 +11,10 @@ as the prompt (every image the same work). Each engine runs on the same jobs int
 delivered its first one (all warm: pipeline built, numba caches loaded, one image run), over the
 time from then to the last record; *worker s/img* is the mean time the workers measured per image,
 each worker's first image left out, and *worker CPU s/img* the CPU time it spent on it (what a
-quiet core would need; the basis of the cluster plan in docs/batch.md); *wall* rates include start-up (spawn, Ray start, first image). Ray's overhead is
+quiet core would need; the basis of the cluster plan in docs/batch.md); *system CPU s/img* is the
+CPU time of the driver, the workers and the engine's daemons (a local Ray's GCS and raylet) over
+the steady window per steady image — the whole cost of an image, engine overhead included, and
+far less distorted by other load than wall-clock rates; *wall* rates include start-up (spawn, Ray start, first image). Ray's overhead is
 its steady seconds per image over the local pool's with the same workers. Peak memory is the
 largest ``ru_maxrss`` a worker reported. Writes ``batch_bench.json`` and ``batch_bench.md``.
 """
@@ -52,6 +55,22 @@ def make_inputs(folder: Path, n: int, side: int) -> list[Any]:
     return jobs
 
 
+def tree_cpu_s() -> float:
+    """CPU seconds (user + system) of this process and every live descendant: the driver, the
+    workers and, for a local Ray, its daemons (GCS, raylet, actors)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def run_engine(kind: str, workers: int, jobs: list[Any], out: Path, config: str, threads: int) -> dict[str, Any]:
     """One engine over ``jobs``; arrival time of every record, steady and wall rates, memory."""
     from layerkit.batch.runner import _thread_env, make_engine
@@ -61,12 +80,17 @@ def run_engine(kind: str, workers: int, jobs: list[Any], out: Path, config: str,
     spec = WorkerSpec(out=str(out), config=config, threads=threads)
     t0 = time.perf_counter()
     eng = make_engine(spec, kind, workers, num_cpus=workers * threads if kind == "ray" else None)
-    arrivals, recs = [], []
+    arrivals, recs, seen = [], [], set()
+    cpu_warm = cpu_end = None
     with _thread_env(threads):
         try:
             for rec in eng.run(jobs):
                 arrivals.append(time.perf_counter() - t0)
                 recs.append(rec)
+                seen.add(rec["worker"]["pid"])
+                if cpu_warm is None and len(seen) == workers:
+                    cpu_warm = tree_cpu_s()
+            cpu_end = tree_cpu_s()
         finally:
             eng.close()
     wall = time.perf_counter() - t0
@@ -90,14 +114,15 @@ def run_engine(kind: str, workers: int, jobs: list[Any], out: Path, config: str,
             "steady_images_per_s": round(steady, 4) if steady else None,
             "worker_s_per_image": round(sum(per_image) / len(per_image), 3) if per_image else None,
             "worker_cpu_s_per_image": round(sum(cpu) / len(cpu), 3) if cpu else None,
+            "system_cpu_s_per_image": round((cpu_end - cpu_warm) / len(after), 3) if after and cpu_warm is not None else None,
             "peak_rss_mb_per_worker": sorted(peak.values()), "errors": sorted({r["error"] for r in recs if r["error"]})}
 
 
 def table(rows: list[dict[str, Any]], derived: dict[str, Any]) -> str:
-    head = ("| engine | workers | images | wall s | first image s | all warm s | wall img/s | steady img/s (n) | worker s/img | worker CPU s/img | peak RSS/worker MiB |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| engine | workers | images | wall s | first image s | all warm s | wall img/s | steady img/s (n) | worker s/img | worker CPU s/img | system CPU s/img | peak RSS/worker MiB |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     body = "".join(f"| {r['engine']} | {r['workers']} | {r['ok']}/{r['images']} | {r['wall_s']} | {r['first_record_s']} | "
-                   f"{r['all_warm_s']} | {r['wall_images_per_s']} | {r['steady_images_per_s']} ({r['steady_images']}) | {r['worker_s_per_image']} | {r['worker_cpu_s_per_image']} | "
+                   f"{r['all_warm_s']} | {r['wall_images_per_s']} | {r['steady_images_per_s']} ({r['steady_images']}) | {r['worker_s_per_image']} | {r['worker_cpu_s_per_image']} | {r['system_cpu_s_per_image']} | "
                    f"{', '.join(f'{m:.0f}' for m in r['peak_rss_mb_per_worker'])} |\n" for r in rows)
     extra = "".join(f"- {k}: {v}\n" for k, v in derived.items())
     return head + body + "\n" + extra
@@ -134,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     for (kind, w), r in by.items():
         loc = by.get(("local", w))
         if kind == "ray" and loc and loc["steady_images_per_s"] and r["steady_images_per_s"]:
-            derived[f"ray_overhead_per_image_{w}_workers"] = f"{100 * (loc['steady_images_per_s'] / r['steady_images_per_s'] - 1):.1f} %"
+            derived[f"ray_overhead_per_image_{w}_workers_wall"] = f"{100 * (loc['steady_images_per_s'] / r['steady_images_per_s'] - 1):.1f} %"
+            if loc["system_cpu_s_per_image"] and r["system_cpu_s_per_image"]:
+                derived[f"ray_overhead_per_image_{w}_workers_cpu"] = f"{100 * (r['system_cpu_s_per_image'] / loc['system_cpu_s_per_image'] - 1):.1f} %"
             derived[f"ray_startup_extra_s_{w}_workers"] = round(r["first_record_s"] - loc["first_record_s"], 2)
+    if ("local", 1) in by and ("local", 2) in by and by[("local", 2)]["system_cpu_s_per_image"]:
+        # a derived figure, not a measured rate: on two quiet cores one worker is bound by its own CPU
+        # time per image, two workers by the whole system's CPU per image spread over both cores
+        derived["speedup_2_vs_1_from_cpu_cost"] = round(2 * by[("local", 1)]["worker_cpu_s_per_image"] / by[("local", 2)]["system_cpu_s_per_image"], 3)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_end": os.getloadavg(),
                "note": args.note}
     doc = {"args": vars(args), "machine": machine, "rows": rows, "derived": derived}

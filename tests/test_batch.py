@@ -188,10 +188,23 @@ def test_bad_engine_options(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o").exists() or not any(Path(tmp_path / "o").iterdir())
 
 
-def test_unbuildable_pipeline_stops_the_run(tmp_path, capsys):
+def test_bad_config_is_refused_before_anything_starts(tmp_path, capsys):
     imgs, prompts = make_collection(tmp_path, n=1, corrupt=False)
     rc = main(["batch", str(imgs), "-o", str(tmp_path / "o"), "--prompts", str(prompts), "--quiet",
                "--set", "matter.backend=no_such_matter"])
-    assert rc == 2 and "could not build the pipeline" in capsys.readouterr().err
-    with pytest.raises(ConfigError):
-        ImageWorker(WorkerSpec(out=str(tmp_path), overrides=["matter.backend=no_such_matter"]))
+    assert rc == 2 and "unknown matter backend 'no_such_matter'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_worker_that_cannot_build_its_pipeline_stops_the_run(tmp_path, monkeypatch):
+    """A failure only a worker sees (e.g. weights missing on that node) ends the run with its message."""
+    from layerkit.batch.runner import run_batch
+
+    imgs, prompts = make_collection(tmp_path, n=1, corrupt=False)
+    spec = WorkerSpec(out=str(tmp_path / "o"), overrides=["matter.backend=no_such_matter"])
+    with pytest.raises(ConfigError, match="unknown matter backend"):
+        ImageWorker(spec)
+    monkeypatch.setattr("layerkit.batch.runner.check_config", lambda spec: None)  # let it reach the workers
+    with pytest.raises(ConfigError, match="a worker could not build the pipeline: unknown matter backend"):
+        run_batch(list_jobs(str(imgs), str(prompts)), spec, progress=False)
+    assert not partials(tmp_path / "o") and json.loads((tmp_path / "o" / "summary.json").read_text())["done"] == 0

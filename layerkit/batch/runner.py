@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 
 from layerkit.batch.index import SETTINGS, SUMMARY, BatchIndex, check_settings, remove_partials
 from layerkit.batch.jobs import Job
-from layerkit.batch.worker import THREAD_VARS, WorkerSpec
+from layerkit.batch.worker import THREAD_VARS, WorkerSpec, check_config
 
 ENGINES = ("local", "ray")
 
@@ -125,6 +125,7 @@ def run_batch(jobs: Sequence[Job], spec: WorkerSpec, *, engine: str = "local", w
 
     out = Path(spec.out)
     t0 = time.perf_counter()
+    check_config(spec)
     check_settings(out, spec.settings(), resume)
     eng = make_engine(spec, engine, workers, address, gpus_per_worker, num_cpus)  # before the lock: may raise
     index = BatchIndex(out, every=index_every)

@@ -67,6 +67,21 @@ class WorkerSpec:
         return d
 
 
+def check_config(spec: WorkerSpec) -> None:
+    """Validate the config, overlays and overrides in the driver, before any worker starts or any
+    output is touched (stages are built, and weights loaded, only in the workers).
+
+    Raises:
+        ConfigError: unknown config, overlay, key or backend.
+    """
+    from layerkit.config import load_config, parse_override, spec_overrides
+
+    name, merged = spec.config, dict(parse_override(s) for s in spec.overrides)
+    if "+" in name and not os.path.isfile(name):
+        name, merged = spec_overrides(name, merged)
+    load_config(name, merged)
+
+
 def one_line(e: BaseException) -> str:
     """An exception as one line: a layerkit error's own message, else ``Type: message``."""
     from layerkit.errors import LayerkitError
