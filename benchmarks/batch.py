@@ -14,8 +14,9 @@ each worker's first image left out, and *worker CPU s/img* the CPU time it spent
 quiet core would need; the basis of the cluster plan in docs/batch.md); *system CPU s/img* is the
 CPU time of the driver, the workers and the engine's daemons (a local Ray's GCS and raylet) over
 the steady window per steady image — the whole cost of an image, engine overhead included, and
-far less distorted by other load than wall-clock rates; *wall* rates include start-up (spawn, Ray start, first image). Ray's overhead is
-its steady seconds per image over the local pool's with the same workers. Peak memory is the
+far less distorted by other load than wall-clock rates; *wall* rates include start-up (spawn, Ray
+start, first image). Ray's overhead is given on both: steady wall rate and system CPU per image,
+against the local pool with the same workers. Peak memory is the
 largest ``ru_maxrss`` a worker reported. Writes ``batch_bench.json`` and ``batch_bench.md``.
 """
 
@@ -114,18 +115,51 @@ def run_engine(kind: str, workers: int, jobs: list[Any], out: Path, config: str,
             "steady_images_per_s": round(steady, 4) if steady else None,
             "worker_s_per_image": round(sum(per_image) / len(per_image), 3) if per_image else None,
             "worker_cpu_s_per_image": round(sum(cpu) / len(cpu), 3) if cpu else None,
-            "system_cpu_s_per_image": round((cpu_end - cpu_warm) / len(after), 3) if after and cpu_warm is not None else None,
-            "peak_rss_mb_per_worker": sorted(peak.values()), "errors": sorted({r["error"] for r in recs if r["error"]})}
+            "system_cpu_s_per_image": round((cpu_end - cpu_warm) / len(after), 3) if after and cpu_warm is not None
+            else None,
+            "peak_rss_mb_per_worker": sorted(peak.values()),
+            "errors": sorted({r["error"] for r in recs if r["error"]})}
+
+
+#: report columns: (header, row key)
+COLUMNS = (("engine", "engine"), ("workers", "workers"), ("wall s", "wall_s"), ("first image s", "first_record_s"),
+           ("all warm s", "all_warm_s"), ("wall img/s", "wall_images_per_s"), ("steady img/s", "steady_images_per_s"),
+           ("steady images", "steady_images"), ("worker s/img", "worker_s_per_image"),
+           ("worker CPU s/img", "worker_cpu_s_per_image"), ("system CPU s/img", "system_cpu_s_per_image"))
 
 
 def table(rows: list[dict[str, Any]], derived: dict[str, Any]) -> str:
-    head = ("| engine | workers | images | wall s | first image s | all warm s | wall img/s | steady img/s (n) | worker s/img | worker CPU s/img | system CPU s/img | peak RSS/worker MiB |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-    body = "".join(f"| {r['engine']} | {r['workers']} | {r['ok']}/{r['images']} | {r['wall_s']} | {r['first_record_s']} | "
-                   f"{r['all_warm_s']} | {r['wall_images_per_s']} | {r['steady_images_per_s']} ({r['steady_images']}) | {r['worker_s_per_image']} | {r['worker_cpu_s_per_image']} | {r['system_cpu_s_per_image']} | "
-                   f"{', '.join(f'{m:.0f}' for m in r['peak_rss_mb_per_worker'])} |\n" for r in rows)
-    extra = "".join(f"- {k}: {v}\n" for k, v in derived.items())
-    return head + body + "\n" + extra
+    head = "| " + " | ".join(h for h, _ in COLUMNS) + " | images ok | peak RSS/worker MiB |\n"
+    head += "|" + "---|" * (len(COLUMNS) + 2) + "\n"
+    body = "".join("| " + " | ".join(str(r[k]) for _, k in COLUMNS) + f" | {r['ok']}/{r['images']} | "
+                   + ", ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"]) + " |\n" for r in rows)
+    return head + body + "\n" + "".join(f"- {k}: {v}\n" for k, v in derived.items())
+
+
+def derive(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Speed-up of 2 local workers over 1 and Ray's overhead over the local pool."""
+    derived: dict[str, Any] = {}
+    by = {(r["engine"], r["workers"]): r for r in rows}
+    one, two = by.get(("local", 1)), by.get(("local", 2))
+    if one and two and one["steady_images_per_s"] and two["steady_images_per_s"]:
+        derived["speedup_2_vs_1_local_steady"] = round(two["steady_images_per_s"] / one["steady_images_per_s"], 3)
+    if one and two and one["worker_cpu_s_per_image"] and two["system_cpu_s_per_image"]:
+        # a derived figure, not a measured rate: on two quiet cores one worker is bound by its own CPU
+        # time per image, two workers by the whole system's CPU per image spread over both cores
+        cpu_1, cpu_2 = one["worker_cpu_s_per_image"], two["system_cpu_s_per_image"]
+        derived["speedup_2_vs_1_from_cpu_cost"] = round(2 * cpu_1 / cpu_2, 3)
+    for (kind, w), r in by.items():
+        loc = by.get(("local", w))
+        if kind != "ray" or not loc:
+            continue
+        if loc["steady_images_per_s"] and r["steady_images_per_s"]:
+            ratio = loc["steady_images_per_s"] / r["steady_images_per_s"]
+            derived[f"ray_overhead_{w}_workers_wall"] = f"{100 * (ratio - 1):.1f} %"
+        if loc["system_cpu_s_per_image"] and r["system_cpu_s_per_image"]:
+            ratio = r["system_cpu_s_per_image"] / loc["system_cpu_s_per_image"]
+            derived[f"ray_overhead_{w}_workers_cpu"] = f"{100 * (ratio - 1):.1f} %"
+        derived[f"ray_startup_extra_s_{w}_workers"] = round(r["first_record_s"] - loc["first_record_s"], 2)
+    return derived
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,26 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    derived: dict[str, Any] = {}
-    by = {(r["engine"], r["workers"]): r for r in rows}
-    if ("local", 1) in by and ("local", 2) in by and by[("local", 1)]["steady_images_per_s"]:
-        derived["speedup_2_vs_1_local_steady"] = round(by[("local", 2)]["steady_images_per_s"] / by[("local", 1)]["steady_images_per_s"], 3)
-    for (kind, w), r in by.items():
-        loc = by.get(("local", w))
-        if kind == "ray" and loc and loc["steady_images_per_s"] and r["steady_images_per_s"]:
-            derived[f"ray_overhead_per_image_{w}_workers_wall"] = f"{100 * (loc['steady_images_per_s'] / r['steady_images_per_s'] - 1):.1f} %"
-            if loc["system_cpu_s_per_image"] and r["system_cpu_s_per_image"]:
-                derived[f"ray_overhead_per_image_{w}_workers_cpu"] = f"{100 * (r['system_cpu_s_per_image'] / loc['system_cpu_s_per_image'] - 1):.1f} %"
-            derived[f"ray_startup_extra_s_{w}_workers"] = round(r["first_record_s"] - loc["first_record_s"], 2)
-    if ("local", 1) in by and ("local", 2) in by and by[("local", 2)]["system_cpu_s_per_image"]:
-        # a derived figure, not a measured rate: on two quiet cores one worker is bound by its own CPU
-        # time per image, two workers by the whole system's CPU per image spread over both cores
-        derived["speedup_2_vs_1_from_cpu_cost"] = round(2 * by[("local", 1)]["worker_cpu_s_per_image"] / by[("local", 2)]["system_cpu_s_per_image"], 3)
+    derived = derive(rows)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_end": os.getloadavg(),
                "note": args.note}
     doc = {"args": vars(args), "machine": machine, "rows": rows, "derived": derived}
     (out / "batch_bench.json").write_text(json.dumps(doc, indent=1) + "\n")
-    md = f"# layerkit batch benchmark\n\n{args.n} images of {args.side} px, config {args.config}, {machine}\n\n" + table(rows, derived)
+    md = f"# layerkit batch benchmark\n\n{args.n} images of {args.side} px, config {args.config}, {machine}\n\n"
+    md += table(rows, derived)
     (out / "batch_bench.md").write_text(md)
     print(md)
     return 0

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
-
 from conftest import make_composite
+from PIL import Image
 
 #: ``make_collection``'s corrupt image id
 BAD = "bad"

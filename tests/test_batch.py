@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from batch_fixtures import BAD, check_complete_outputs, index_lines, make_collection, partials
 from PIL import Image
 
-from batch_fixtures import BAD, check_complete_outputs, index_lines, make_collection, partials
 from layerkit.batch.index import BatchIndex, check_settings, read_records, remove_partials
 from layerkit.batch.jobs import Job, list_jobs, output_path
 from layerkit.batch.worker import ImageWorker, WorkerSpec
@@ -31,7 +31,8 @@ def test_folder_glob_and_shard_sources(tmp_path):
     (tmp_path / "shards" / "sub").mkdir(parents=True)
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp_path / "shards" / "m.png")
     os.symlink(imgs / "im0.png", tmp_path / "shards" / "sub" / "a.png")
-    (tmp_path / "shards" / "s0.jsonl").write_text(json.dumps({"image": "sub/a.png", "objects": [{"mask": "m.png"}], "order": "given"}) + "\n\n")
+    rec = {"image": "sub/a.png", "objects": [{"mask": "m.png"}], "order": "given"}
+    (tmp_path / "shards" / "s0.jsonl").write_text(json.dumps(rec) + "\n\n")
     (tmp_path / "shards" / "s1.jsonl").write_text(json.dumps({"image": str(imgs / "im1.png")}) + "\n")
     jobs = list_jobs(str(tmp_path / "shards" / "*.jsonl"))
     assert [j.id for j in jobs] == ["im1", "sub__a"]

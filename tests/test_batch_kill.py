@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from batch_fixtures import check_complete_outputs, index_lines, make_collection, partials
+
 from layerkit.batch.index import read_records
 from layerkit.cli import main
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from batch_fixtures import BAD, check_complete_outputs, index_lines, make_collection, partials, read_output, strip_timing
+
 from layerkit.batch.jobs import list_jobs
 from layerkit.batch.runner import run_batch
 from layerkit.batch.worker import WorkerSpec

@@ -6,16 +6,16 @@ import json
 
 import numpy as np
 import pytest
+from batch_fixtures import BAD, make_collection
+from conftest import make_composite
 from PIL import Image
 
-from batch_fixtures import BAD, make_collection
 from layerkit.batch.jobs import list_jobs
 from layerkit.batch.runner import run_batch
-from layerkit.batch.triplets import QualityFilter, layer_quality, visible_prompt, _gradient
+from layerkit.batch.triplets import QualityFilter, _gradient, layer_quality, visible_prompt
 from layerkit.batch.worker import WorkerSpec
 from layerkit.cli import main
 from layerkit.cli.layers import prompts_from_records
-from conftest import make_composite
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,8 @@ def test_quality_measures_separate_good_and_bad_layers():
 
 def test_triplet_bad_inputs(tmp_path, capsys):
     (tmp_path / "notbatch").mkdir()
-    assert main(["make-dataset", "--task", "reflayer", "--from-batch", str(tmp_path / "notbatch"), "-o", str(tmp_path / "t")]) == 2
+    not_batch = str(tmp_path / "notbatch")
+    assert main(["make-dataset", "--task", "reflayer", "--from-batch", not_batch, "-o", str(tmp_path / "t")]) == 2
     assert "not a layerkit batch output" in capsys.readouterr().err
     assert main(["make-dataset", "--from-batch", str(tmp_path / "notbatch"), "-o", str(tmp_path / "t")]) == 2
     assert "add --task reflayer" in capsys.readouterr().err

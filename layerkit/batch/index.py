@@ -18,8 +18,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from layerkit.batch.jobs import output_path
 from layerkit.errors import OutputError
@@ -83,7 +84,8 @@ class BatchIndex:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise OutputError(f"another layerkit batch run is using {str(self.out)!r}; wait for it or choose another -o") from None
+            raise OutputError(f"another layerkit batch run is using {str(self.out)!r}; "
+                              "wait for it or choose another -o") from None
         self.every = every
         self.records = read_records(self.out)
         self._journal = open(self.out / JOURNAL, "a")

@@ -16,9 +16,10 @@ import os
 import signal
 import sys
 from collections import Counter, deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from layerkit.batch.jobs import Job
 from layerkit.batch.worker import ImageWorker, WorkerSpec, one_line

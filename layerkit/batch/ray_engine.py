@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,10 @@ class RayImageWorker:
         out = []
         for text in batch["job"]:
             job = json.loads(text)
-            rec = self.worker(job) if self.worker else {"id": job["id"], "fatal": f"a worker could not build the pipeline: {self.error}"}
+            if self.worker is None:
+                rec = {"id": job["id"], "fatal": f"a worker could not build the pipeline: {self.error}"}
+            else:
+                rec = self.worker(job)
             out.append(json.dumps(rec))
         return {"record": np.array(out, dtype=object)}
 

@@ -14,9 +14,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from layerkit.batch.index import SETTINGS, SUMMARY, BatchIndex, check_settings, remove_partials
 from layerkit.batch.jobs import Job
@@ -123,6 +124,8 @@ def run_batch(jobs: Sequence[Job], spec: WorkerSpec, *, engine: str = "local", w
     """
     from tqdm.auto import tqdm
 
+    from layerkit.progress import item_bar
+
     out = Path(spec.out)
     t0 = time.perf_counter()
     check_config(spec)
@@ -138,26 +141,26 @@ def run_batch(jobs: Sequence[Job], spec: WorkerSpec, *, engine: str = "local", w
         pending = [j for j in jobs if not index.complete(j.id, spec.fmt)]
         summary.skipped = len(jobs) - len(pending)
         summary.left = len(pending)
-        bar = tqdm(total=len(jobs), initial=summary.skipped, unit="img", desc="batch", disable=not progress,
-                   file=sys.stderr, dynamic_ncols=True)
-        bar.set_postfix(failed=0)
+        if summary.skipped and progress:
+            print(f"batch: {summary.skipped} of {len(jobs)} images done before, {len(pending)} to do", file=sys.stderr)
+        bar = item_bar(len(pending), "batch", enabled=progress, unit="img")  # ETA and images/s over what is left
         try:
             with _stop_on_sigterm(), _thread_env(spec.threads):
                 for rec in eng.run(pending):
                     index.add(rec)
                     summary.left -= 1
-                    if rec["status"] == "ok":
+                    ok = rec["status"] == "ok"
+                    if ok:
                         summary.done += 1
                     else:
                         summary.failed += 1
                         if len(summary.failures) < 20:
                             summary.failures[rec["id"]] = rec["error"]
-                        bar.write(f"layerkit: failed: {rec['id']}: {rec['error']}", file=sys.stderr)
+                        tqdm.write(f"layerkit: failed: {rec['id']}: {rec['error']}", file=sys.stderr)
                     if rec.get("seconds") is not None:
                         seconds.append(rec["seconds"])
-                    bar.set_postfix(failed=summary.failed, refresh=False)
-                    bar.update(1)
-                eng.close()
+                    bar.update(rec["id"], "ok" if ok else "failed", failed=not ok)
+                eng.close(kill=True)  # nothing is in flight: ending the workers now spares their slow interpreter teardown
         except KeyboardInterrupt:
             summary.interrupted = True
             eng.close(kill=True)

@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +159,7 @@ def make_triplets(batch_dir: str | Path, out: str | Path, filt: QualityFilter | 
             alphas = [layer.alpha for layer in stack]
             written = False
             for i in range(1, len(stack)):
-                above = 1.0 - np.prod([1.0 - a for a in alphas[i + 1:]], axis=0) if i + 1 < len(stack) else np.zeros_like(alphas[i])
+                above = 1.0 - np.prod([1.0 - a for a in alphas[i + 1:]] or [np.ones_like(alphas[i])], axis=0)
                 q = layer_quality(alphas[i], above, grad, stack_psnr)
                 why = filt.reasons(q)
                 meta = {"source": rec["id"], "stack_index": i, "name": stack[i].name, "quality": q}
@@ -198,7 +199,8 @@ def add_args(p: Any) -> None:
     g.add_argument("--max-mass", type=float, default=d.max_mass, help="most mean alpha of a layer")
     g.add_argument("--min-visible", type=float, default=d.min_visible, help="least visible share of a layer's alpha")
     g.add_argument("--max-border", type=float, default=d.max_border, help="most share of the image frame a layer covers")
-    g.add_argument("--max-soft", type=float, default=d.max_soft, help="most width of a layer's semi-transparent band, as a share of its size")
+    g.add_argument("--max-soft", type=float, default=d.max_soft,
+                   help="most width of a layer's semi-transparent band, as a share of its size")
     g.add_argument("--min-edge", type=float, default=d.min_edge, help="least image-gradient ratio on the alpha edge")
 
 
@@ -206,8 +208,8 @@ def run_from_batch(args: Any) -> int:
     """``make-dataset --task reflayer --from-batch DIR -o OUT``."""
     import sys
 
-    from layerkit.evaluation.runner import EtaProgress
     from layerkit.batch.index import read_records
+    from layerkit.evaluation.runner import EtaProgress
 
     filt = QualityFilter(args.min_psnr, args.min_mass, args.max_mass, args.min_visible, args.max_border, args.max_soft,
                          args.min_edge)

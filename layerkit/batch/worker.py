@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 import traceback
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from layerkit.batch.jobs import Job, output_path
+from layerkit.evaluation.runner import peak_rss_mb
 
 #: Environment variables that cap a process's compute threads (read when the libraries load).
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -74,12 +74,9 @@ def check_config(spec: WorkerSpec) -> None:
     Raises:
         ConfigError: unknown config, overlay, key or backend.
     """
-    from layerkit.config import load_config, parse_override, spec_overrides
+    from layerkit.config import load_config
 
-    name, merged = spec.config, dict(parse_override(s) for s in spec.overrides)
-    if "+" in name and not os.path.isfile(name):
-        name, merged = spec_overrides(name, merged)
-    load_config(name, merged)
+    load_config(spec.config, list(spec.overrides))
 
 
 def one_line(e: BaseException) -> str:
@@ -88,11 +85,6 @@ def one_line(e: BaseException) -> str:
 
     msg = str(e) if isinstance(e, LayerkitError) else f"{type(e).__name__}: {e}"
     return " ".join(msg.split()) or type(e).__name__
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux ``ru_maxrss`` is in KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 class ImageWorker:
@@ -127,7 +119,7 @@ class ImageWorker:
             if not isinstance(e, LayerkitError) and os.environ.get("LAYERKIT_BATCH_TRACE"):
                 traceback.print_exc(file=sys.stderr)
         rec["seconds"] = round(time.perf_counter() - t0, 3)
-        rec["worker"] = {"pid": os.getpid(), "peak_rss_mb": peak_rss_mb(), "cpu_s": round(time.process_time() - c0, 3)}
+        rec["worker"] = {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_mb(), 1), "cpu_s": round(time.process_time() - c0, 3)}
         return rec
 
     def _decompose(self, job: Job) -> dict[str, Any]:
