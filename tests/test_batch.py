@@ -120,6 +120,9 @@ def test_worker_records_successes_and_one_line_failures(tmp_path):
     none = worker(Job("none", jobs["im0"].image, None))
     assert none["status"] == "failed" and "--auto" in none["error"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0.psd"]  # failures write nothing
+    small = ImageWorker(WorkerSpec(out=str(tmp_path / "out"), overrides=["pipeline.max_pixels=1000"]))
+    big = small(jobs["im0"])  # 48 x 64 = 3072 pixels
+    assert big["status"] == "failed" and "max" in big["error"].lower() and "\n" not in big["error"]
 
 
 # ----------------------------------------------------------------------------- local pool, end to end

@@ -59,7 +59,8 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
 def died_record(job: Job, attempts: int) -> dict[str, Any]:
     return {"id": job.id, "image": job.image, "status": "failed", "output": None, "objects_found": 0, "layers": [],
             "objects": [], "recompose_psnr_db": None, "seconds": None,
-            "error": f"the worker process died while decomposing this image ({attempts} attempts; killed or out of memory)"}
+            "error": f"the worker process died while decomposing this image ({attempts} attempts; killed or out of memory)",
+            "worker": {"pid": None, "peak_rss_mb": None, "cpu_s": None}}
 
 
 class LocalPool:
