@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"--limit must be at least 1, got {args.limit}")
         samples = samples[:args.limit]
     if args.pred_dir is not None:
+        from pathlib import Path
+
+        if Path(args.pred_dir).is_dir() and not any(not e.name.startswith(".") for e in Path(args.pred_dir).iterdir()):
+            raise DataError(f"prediction folder {args.pred_dir!r} is empty; it should hold one stack per sample "
+                            "(<id>/, <id>.psd or <id>.ora)")
         predict, source = LE.folder_predictor(args.pred_dir), f"stacks in {args.pred_dir}"
     else:
         predict = LE.pipeline_predictor(spec_pipeline(args, args.config), args.prompt, args.shuffle_prompts, args.gt_order)
@@ -86,4 +91,8 @@ def run(args: argparse.Namespace) -> int:
               f"RGB L1 {first['rgb_l1']:.4f} -> {last['rgb_l1']:.4f}, IoU {first['alpha_iou']:.4f} -> "
               f"{last['alpha_iou']:.4f} (0 -> {args.max_merges} merges)", file=sys.stderr)
     print(args.output)
+    if not ok:  # always on stderr, also with --quiet: the exit status alone says too little
+        first = next((r["error"] for r in records if "error" in r), "no sample")
+        print(f"layerkit: error: every sample failed ({len(records)}); first: {first}; details in {args.output}",
+              file=sys.stderr)
     return 0 if ok else 1
