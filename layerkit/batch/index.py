@@ -52,9 +52,12 @@ def read_records(out: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def remove_partials(out: str | Path) -> list[str]:
-    """Delete what interrupted atomic writes left in ``OUT`` (``.NAME.*.tmp*`` and ``.NAME.old``).
+    """Delete what interrupted atomic writes left in ``OUT`` (``.NAME.lk…tmp[.suffix]`` and their
+    ``….old``, see :mod:`layerkit.io.atomic`).
 
-    Only the run holding the lock calls this, so no live writer owns these files.
+    Unlike :func:`layerkit.io.atomic.sweep_stale` this removes every such entry, of any host and pid:
+    on a cluster the workers of other nodes write here too. Only the run holding the lock calls this,
+    before its workers start and after they are stopped, so no live writer owns these entries.
     """
     removed = []
     for p in Path(out).iterdir():

@@ -122,8 +122,6 @@ def run_batch(jobs: Sequence[Job], spec: WorkerSpec, *, engine: str = "local", w
             other settings.
         ConfigError: bad engine options, Ray missing, or a worker cannot build the pipeline.
     """
-    from tqdm.auto import tqdm
-
     from layerkit.progress import item_bar
 
     out = Path(spec.out)
@@ -156,10 +154,9 @@ def run_batch(jobs: Sequence[Job], spec: WorkerSpec, *, engine: str = "local", w
                         summary.failed += 1
                         if len(summary.failures) < 20:
                             summary.failures[rec["id"]] = rec["error"]
-                        tqdm.write(f"layerkit: failed: {rec['id']}: {rec['error']}", file=sys.stderr)
                     if rec.get("seconds") is not None:
                         seconds.append(rec["seconds"])
-                    bar.update(rec["id"], "ok" if ok else "failed", failed=not ok)
+                    bar.update(rec["id"], "ok" if ok else f"failed: {rec['error']}", failed=not ok)  # failures stay above the bar
                 eng.close(kill=True)  # nothing is in flight: ending the workers now spares their slow interpreter teardown
         except KeyboardInterrupt:
             summary.interrupted = True
