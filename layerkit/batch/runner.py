@@ -22,6 +22,7 @@ from typing import Any
 from layerkit.batch.index import SETTINGS, SUMMARY, BatchIndex, check_settings, remove_partials
 from layerkit.batch.jobs import Job
 from layerkit.batch.worker import THREAD_VARS, WorkerSpec, check_config
+from layerkit.io.atomic import _signals_deferred  # Ctrl-C/SIGTERM wait for a few statements
 
 ENGINES = ("local", "ray")
 
@@ -145,15 +146,16 @@ def run_batch(jobs: Sequence[Job], spec: WorkerSpec, *, engine: str = "local", w
         try:
             with _stop_on_sigterm(), _thread_env(spec.threads):
                 for rec in eng.run(pending):
-                    index.add(rec)
-                    summary.left -= 1
-                    ok = rec["status"] == "ok"
-                    if ok:
-                        summary.done += 1
-                    else:
-                        summary.failed += 1
-                        if len(summary.failures) < 20:
-                            summary.failures[rec["id"]] = rec["error"]
+                    with _signals_deferred():  # the index and the summary count the same images
+                        index.add(rec)
+                        summary.left -= 1
+                        ok = rec["status"] == "ok"
+                        if ok:
+                            summary.done += 1
+                        else:
+                            summary.failed += 1
+                            if len(summary.failures) < 20:
+                                summary.failures[rec["id"]] = rec["error"]
                     if rec.get("seconds") is not None:
                         seconds.append(rec["seconds"])
                     bar.update(rec["id"], "ok" if ok else f"failed: {rec['error']}", failed=not ok)  # failures stay above the bar
