@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from layerkit.batch import triplets
 from layerkit.cli.common import HelpFormatter, add_report_output_args
 
 EXAMPLES = """examples:
   layerkit make-dataset --fg-dir DEV/fg --bg-dir DEV/bg --objects 3 --n 50 --seed 0 -o multi/
   layerkit make-dataset --fg-dir DEV/fg --bg-dir DEV/bg --objects 2-5 --occlusion 0.1,0.5 -o multi_hard/
+  layerkit make-dataset --task reflayer --from-batch out/ -o triplets/ --min-psnr 35
 
 Per sample OUT/NNNN/ gets composite.png, layers/ (GT LayerStack folder, bottom to top, background
 first) and prompts.json (per object: layer index, label from the file name, box_xyxy and
 point_xy of its visible part, amodal box, occlusion). OUT/index.json lists the samples and the
-parameters. Deterministic for a given seed, flags and folder content; see docs/benchmarks.md."""
+parameters. Deterministic for a given seed, flags and folder content; see docs/benchmarks.md.
+--task reflayer --from-batch DIR: image-layer-prompt triplets from a 'layerkit batch' output,
+quality-filtered (thresholds below; see docs/batch.md)."""
 
 
 def _range(text: str, kind: type, what: str, example: str) -> tuple:
@@ -35,8 +39,9 @@ def _range(text: str, kind: type, what: str, example: str) -> tuple:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-dataset", help="make synthetic multi-layer ground truth for eval-layers",
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--fg-dir", required=True, help="folder of RGBA PNG objects (file name = label_NN.png)")
-    p.add_argument("--bg-dir", required=True, help="folder of background photos (JPEG/PNG)")
+    p.add_argument("--fg-dir", default=None, help="folder of RGBA PNG objects (file name = label_NN.png)")
+    p.add_argument("--bg-dir", default=None, help="folder of background photos (JPEG/PNG)")
+    p.add_argument("--task", choices=("multilayer", "reflayer"), default="multilayer", help="what to make")
     p.add_argument("--objects", default="3", help="objects per sample: N or MIN-MAX, within 2..6")
     p.add_argument("--n", type=int, default=50, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="random seed")
@@ -48,11 +53,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--effects", default=None, metavar="KINDS",
                    help="one object per sample with a visual effect drawn from KINDS (shadow,reflection) and exact "
                         "GT (gt_fg = object + effect, gt_bg clean; composite-folder format, see docs/lasagna.md)")
+    triplets.add_args(p)
     add_report_output_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from layerkit.errors import DataError
+
+    if args.from_batch:
+        if args.task != "reflayer":
+            raise DataError("--from-batch makes reflayer triplets; add --task reflayer")
+        return triplets.run_from_batch(args)
+    if args.task == "reflayer":
+        raise DataError("--task reflayer needs --from-batch DIR (a 'layerkit batch' output)")
+    if not (args.fg_dir and args.bg_dir):
+        raise DataError("make-dataset needs --fg-dir and --bg-dir (or --task reflayer --from-batch DIR)")
     from layerkit.evaluation.dataset import make_dataset
     from layerkit.evaluation.runner import EtaProgress
     from layerkit.io.atomic import check_output
