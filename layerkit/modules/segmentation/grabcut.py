@@ -65,13 +65,22 @@ class GrabCutSegmenter:
         background_weight: weight of the separation from the *known* background (the sure
             background outside the boxes) in the selection score, beside the separation from
             the mask's own ring (see ``_best_of``); 0 scores by the ring alone.
+        restore_parts: a part that another initialisation keeps and the chosen mask drops is
+            added back when it touches the chosen mask, covers at least ``min_part`` of it and its
+            colours differ from the known background by more than this (``1 −`` histogram
+            intersection, see :func:`restore_dropped_parts`); 1 restores nothing.
+        min_part: the smallest part restored, as a fraction of the chosen mask's area.
+        restore_tolerance: a part is restored only if the mask with it separates from its ring
+            (:func:`colour_separation`) at most this much worse than without it.
         seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
     """
 
     def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
                  box_margin: int = 2, refine_mask: bool = False, inits: tuple[str, ...] = ("histogram", "center", "core"),
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
-                 max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0, seed: int = 0) -> None:
+                 max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
+                 restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
+                 seed: int = 0) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -85,6 +94,12 @@ class GrabCutSegmenter:
         if background_weight < 0.0:
             raise ValueError(f"segmenter.background_weight must be >= 0, got {background_weight}")
         self.background_weight = background_weight
+        if not 0.0 <= restore_parts <= 1.0 or not 0.0 < min_part <= 1.0:
+            raise ValueError(f"segmenter.restore_parts must be in [0, 1] and segmenter.min_part in (0, 1]; "
+                             f"got {restore_parts}, {min_part}")
+        self.restore_parts = restore_parts
+        self.min_part = min_part
+        self.restore_tolerance = restore_tolerance
         self.fill_holes = fill_holes
         self.max_hole = max_hole
         self.min_cover = min_cover
@@ -153,6 +168,9 @@ class GrabCutSegmenter:
         import cv2
 
         known_bg = labels == cv2.GC_BGD
+        if boxes is not None and "frame" in inits and len(inits) > 1 and \
+                not any(touches_frame(b, labels.shape) for b in boxes):
+            inits = tuple(i for i in inits if i != "frame")  # the same ellipse as "center": not run twice
 
         def run(init: str) -> tuple[np.ndarray, float]:
             mask = self._grabcut(img8, self.initialise(labels, init, small, boxes))
@@ -175,7 +193,13 @@ class GrabCutSegmenter:
         covers = [mask.sum() / region for mask, _ in results]
         if max(covers) >= self.min_cover:  # a speck is not the boxed object
             scores = [sc if cv >= self.min_cover else -np.inf for sc, cv in zip(scores, covers)]
-        return results[int(np.argmax(scores))][0]
+        best = int(np.argmax(scores))
+        chosen = results[best][0]
+        if self.restore_parts < 1.0 and len(results) > 1 and chosen.any():
+            others = [m for i, (m, _) in enumerate(results) if i != best and covers[i] >= self.min_cover]
+            chosen = restore_dropped_parts(small, chosen, others, known_bg, self.restore_parts, self.min_part,
+                                           self.restore_tolerance)
+        return chosen
 
     def _grabcut(self, img8: np.ndarray, labels: np.ndarray) -> np.ndarray:
         import cv2
@@ -207,15 +231,13 @@ class GrabCutSegmenter:
             outside = (out == cv2.GC_BGD) | (out == cv2.GC_PR_BGD)
             if outside.any():
                 out[probable & (outside_ratio(image, ~outside) > 1.0)] = cv2.GC_PR_BGD
-        elif init in ("center", "core"):
-            radius = self.center_radius if init == "center" else self.core_radius
+        elif init in ("center", "core", "frame"):
+            radius = self.core_radius if init == "core" else self.center_radius
             h, w = out.shape
             yy, xx = np.mgrid[:h, :w].astype(np.float32)
             inside = np.zeros((h, w), bool)
-            for x0, y0, x1, y1 in boxes:
-                rx, ry = max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
-                e = ((xx - (x0 + x1) / 2) / rx) ** 2 + ((yy - (y0 + y1) / 2) / ry) ** 2
-                inside |= e <= radius ** 2
+            for box in boxes:
+                inside |= centred_ellipse(box, (h, w), radius, xx, yy, anchor=init == "frame")
             out[probable & ~inside] = cv2.GC_PR_BGD
         if not ((out == cv2.GC_FGD) | (out == cv2.GC_PR_FGD)).any():
             return labels.copy()
@@ -258,7 +280,7 @@ class GrabCutSegmenter:
         return labels
 
 
-INITS = ("box", "histogram", "center", "core")
+INITS = ("box", "histogram", "center", "core", "frame")
 
 
 def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: float = 1.0) -> np.ndarray:
@@ -355,3 +377,102 @@ def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.nda
     if not keep:
         return mask
     return np.isin(comp, list(keep))
+
+
+def touches_frame(box: np.ndarray, size: tuple[int, int], frame_tol: float = 1.0) -> bool:
+    """True when exactly one of the box's horizontal or vertical sides lies on the image frame."""
+    h, w = size
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (x0 <= frame_tol) != (x1 >= w - frame_tol) or (y0 <= frame_tol) != (y1 >= h - frame_tol)
+
+
+def centred_ellipse(box: np.ndarray, size: tuple[int, int], radius: float, xx: np.ndarray | None = None,
+                    yy: np.ndarray | None = None, anchor: bool = False, frame_tol: float = 1.0) -> np.ndarray:
+    """The ellipse of relative ``radius`` centred in ``box``; with ``anchor``, opened towards the frame sides it reaches.
+
+    An object is centred in its box only when the whole object is in the picture. A box side
+    lying on the image frame (within ``frame_tol`` px) means the object is cut by the frame
+    (a bear's sweater at the bottom of a portrait): there the object runs up to the frame over
+    the box's whole width, so the ellipse's centre moves onto that side and its radius along
+    that axis doubles — a half-ellipse anchored at the frame instead of one that frees the
+    object's cut-off part as "probably background".
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` at the working size.
+        size: ``(h, w)`` of the working image.
+        radius: relative radius (1 = the ellipse inscribed in the box).
+        xx, yy: optional pixel coordinate grids (``np.mgrid``) of ``size``.
+        anchor: anchor the ellipse at the frame sides the box lies on (the ``frame`` initialisation).
+        frame_tol: distance in pixels under which a box side counts as on the frame.
+
+    Returns:
+        ``H×W`` bool.
+    """
+    h, w = size
+    if xx is None or yy is None:
+        yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    rx, ry = max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
+    left, right = anchor and x0 <= frame_tol, anchor and x1 >= w - frame_tol
+    top, bottom = anchor and y0 <= frame_tol, anchor and y1 >= h - frame_tol
+    if left != right:  # one side on the frame: anchor there (both: the object spans the picture, keep centred)
+        cx, rx = (x0, 2 * rx) if left else (x1, 2 * rx)
+    if top != bottom:
+        cy, ry = (y0, 2 * ry) if top else (y1, 2 * ry)
+    return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= radius ** 2
+
+
+def restore_dropped_parts(image: np.ndarray, chosen: np.ndarray, others: list[np.ndarray], known_bg: np.ndarray,
+                          threshold: float = 0.8, min_part: float = 0.05, tolerance: float = 0.02) -> np.ndarray:
+    """Add back the large parts that another GrabCut hypothesis keeps and the chosen one drops.
+
+    The selection prefers the hypothesis whose colours differ most from its ring, and a mask
+    that keeps only the object's most distinctive part (a teddy bear's dark sweater without its
+    head, a doll without its hair) separates as well as the whole object or better. A part of
+    another hypothesis that the chosen mask drops is restored when it
+
+    * is a connected component of ``other \ chosen`` touching the chosen mask (8-connected),
+    * covers at least ``min_part`` of the chosen mask, and
+    * has colours foreign to the known background: ``1 −`` the intersection of its colour
+      histogram with that of ``known_bg`` exceeds ``threshold`` (as :func:`background_separation`), and
+    * leaves the selection's own criterion intact: the mask with the part separates from its
+      ring (:func:`colour_separation`) at most ``tolerance`` worse than the chosen mask alone.
+
+    Background that the box holds and that is rare outside it (a wall behind a toilet) passes
+    the colour test; it fails the last one, because the ring of a mask that takes the wall in
+    runs through more wall. Without known background nothing is restored.
+
+    Args:
+        image: ``H×W×3`` float in ``[0, 1]``.
+        chosen: ``H×W`` bool, the selected mask.
+        others: the other hypotheses' ``H×W`` bool masks.
+        known_bg: ``H×W`` bool, the sure background (outside the boxes).
+        threshold: colour separation above which a part is object.
+        min_part: smallest restored part, as a fraction of ``chosen``'s area.
+        tolerance: largest allowed loss of ring separation.
+
+    Returns:
+        ``H×W`` bool, ``chosen`` with the restored parts.
+    """
+    import cv2
+
+    if not known_bg.any() or not others:
+        return chosen
+    bins = 8  # as in background_separation
+    idx = colour_index(image, bins)
+    bg_hist = region_histogram(idx, known_bg, bins)
+    near = cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    out = chosen.copy()
+    area = chosen.sum()
+    ring = colour_separation(image, chosen)
+    for other in others:
+        n, comp = cv2.connectedComponents((other & ~out).astype(np.uint8), connectivity=8)
+        for c in range(1, n):
+            part = comp == c
+            if part.sum() < min_part * area or not (part & near).any():
+                continue
+            sep = 1.0 - np.minimum(region_histogram(idx, part, bins), bg_hist).sum()
+            if sep > threshold and colour_separation(image, out | part) >= ring - tolerance:
+                out |= part
+    return out
