@@ -86,9 +86,9 @@ class GrabCutSegmenter:
         anchor_frame: anchor the ``center`` and ``core`` ellipses at the box sides that lie on
             the image frame (see :func:`centred_ellipse`) instead of centring them in the box.
         point_max_side: working long side for prompts of points only (None: ``max_side``).
-            A click carries no extent: GrabCut must grow the object from a small disk, and at
-            370 px it stops at the part under the click more often than at 640 px (real photos,
-            mask IoU 0.63 → 0.70 from the deepest-interior click; see docs/benchmarks.md).
+            From a click GrabCut at 370 px stops at the part under it more often than at 640 px
+            (real photos: mask IoU 0.63 → 0.70), but dev30 point prompts lose (SAD 9.54 → 11.91),
+            so the shipped config leaves it off (docs/benchmarks.md).
         seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
     """
 
