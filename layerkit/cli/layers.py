@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from layerkit.cli import common
+from layerkit.progress import ItemBar
 from layerkit.cli.common import MULTILAYER_CONFIG, HelpFormatter, InOrder, Progress, add_pipeline_args, parse_numbers
 from layerkit.errors import PromptError
 
@@ -129,11 +130,12 @@ def read_prompt_file(path: str | Path) -> list[dict[str, Any]]:
     return objects
 
 
-def prompts_from_records(records: Sequence[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+def prompts_from_records(records: Sequence[dict[str, Any]], max_pixels: int | None = None) -> tuple[list[Any], list[str]]:
     """Object records → ``(prompts, names)``.
 
     A record has any of ``box`` (``[x0, y0, x1, y1]``) or ``boxes``, ``point`` or ``points``
-    with optional ``labels``, ``mask`` (PNG path or ``H×W`` array), ``text`` and ``name``.
+    with optional ``labels``, ``mask`` (PNG path or ``H×W`` array), ``text`` and ``name``;
+    ``max_pixels`` bounds mask images (default: the image default).
     """
     from layerkit.io.image import load_mask
     from layerkit.types import Prompt
@@ -147,7 +149,7 @@ def prompts_from_records(records: Sequence[dict[str, Any]]) -> tuple[list[Any], 
         points = r.get("points") or ([r["point"]] if "point" in r else None) or ([r["point_xy"]] if "point_xy" in r else None)
         mask = r.get("mask")
         if isinstance(mask, str):
-            mask = load_mask(mask)
+            mask = load_mask(mask, max_pixels=max_pixels) if max_pixels else load_mask(mask)
         prompts.append(Prompt(points=points, labels=r.get("labels"), boxes=boxes, mask=mask, text=r.get("text")))
         names.append(str(r.get("name") or r.get("text") or f"object_{i + 1}"))
     return prompts, names
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         raise PromptError("no object given: add --box/--point/--mask/--text (or --prompts FILE), or --auto")
     if args.multilayer and not args.auto:
         raise PromptError("--multilayer decomposes without prompts; add --auto")
-    prompts, names = prompts_from_records(records)
+    prompts, names = prompts_from_records(records, common.mask_max_pixels(args))
     order, merge = parse_order(args.order), [parse_merge(m) for m in args.merge]
     pipe = common.build_pipeline(args)
     pipe.progress = Progress(enabled=not args.quiet)
@@ -197,15 +199,19 @@ def run(args: argparse.Namespace) -> int:
         from layerkit.modules.multilayer.qwen_layered import QwenLayeredDecomposer
 
         backend = QwenLayeredDecomposer(args.multilayer, layers=args.multilayer_layers, steps=args.steps,
-                                        resolution=args.resolution, seed=pipe.settings.seed).to(pipe.settings.device)
+                                        resolution=args.resolution).to(pipe.settings.device)
+        backend.manual_seed(pipe.settings.seed)
         backend.load()
 
-    def progress(done: int, total: int, message: str) -> None:
-        if not args.quiet:
-            print(f"  [{done}] {message}", file=sys.stderr, flush=True)
+    bar = ItemBar(len(prompts), "objects", enabled=not args.quiet, unit="object")
 
-    res = peel_layers(pipe, args.image, prompts or None, order=order, max_layers=args.max_layers, names=names or None,
-                      merge=merge, min_area=args.min_area, backend=backend, progress=progress)
+    def progress(done: int, total: int, message: str) -> None:
+        name, _, status = message.partition(": ")
+        bar.update(name, status, failed=not status.startswith("layer"))
+
+    with bar:
+        res = peel_layers(pipe, args.image, prompts or None, order=order, max_layers=args.max_layers,
+                          names=names or None, merge=merge, min_area=args.min_area, backend=backend, progress=progress)
     for o in res.objects:
         if o.status != "layer":
             print(f"layerkit: warning: object {o.index} ({o.name}) is {o.status}: {o.detail}; skipped", file=sys.stderr)

@@ -43,13 +43,14 @@ import numpy as np
 
 from layerkit.modules.segmentation.grabcut_parts import centred_ellipse, restore_dropped_parts, touches_frame
 from layerkit.ops.colour import colour_index, region_histogram
+from layerkit.modules.base import Segmenter
 from layerkit.types import Prompt
 
 __all__ = ["GrabCutSegmenter", "INITS", "background_separation", "centred_ellipse", "colour_separation",
            "fill_foreign_holes", "keep_pointed_components", "outside_ratio", "restore_dropped_parts", "touches_frame"]
 
 
-class GrabCutSegmenter:
+class GrabCutSegmenter(Segmenter):
     """Image + prompt → binary mask.
 
     Args:
@@ -89,7 +90,9 @@ class GrabCutSegmenter:
             From a click GrabCut at 370 px stops at the part under it more often than at 640 px
             (real photos: mask IoU 0.63 → 0.70), but dev30 point prompts lose (SAD 9.54 → 11.91),
             so the shipped config leaves it off (docs/benchmarks.md).
-        seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
+
+    GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
+    pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
     """
 
     def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
@@ -97,7 +100,7 @@ class GrabCutSegmenter:
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
-                 anchor_frame: bool = False, point_max_side: int | None = None, seed: int = 0) -> None:
+                 anchor_frame: bool = False, point_max_side: int | None = None) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -131,13 +134,11 @@ class GrabCutSegmenter:
         self.point_region = point_region
         self.box_margin = box_margin
         self.refine_mask = refine_mask
-        self.seed = seed
 
-    def __call__(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
-        """Segment the object.
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        """Segment the object in the image of :meth:`set_image` (``H×W×3`` float in ``[0, 1]``).
 
         Args:
-            image: ``H×W×3`` float in ``[0, 1]``.
             prompt: spatial prompt in this image's pixel coordinates.
 
         Returns:
@@ -145,6 +146,7 @@ class GrabCutSegmenter:
         """
         import cv2
 
+        image = self.image
         h, w = image.shape[:2]
         if prompt.mask is not None and not self.refine_mask and prompt.points is None and prompt.boxes is None:
             return np.asarray(prompt.mask, bool)
