@@ -20,7 +20,7 @@ the result whose foreground colours differ most from the ring of background arou
 * ``core`` — the same with the smaller ``core_radius``: it frees a background band that crosses
   the whole box (water behind a flying heron), which the two above keep as foreground.
 * ``frame`` — ``center`` anchored at box sides on the image frame (run only when a box reaches
-  it; ``anchor_frame``, the shipped setting, anchors ``center`` / ``core`` themselves: :mod:`.grabcut_parts`).
+  it; ``frame_anchor``, the shipped setting, anchors ``center`` / ``core`` themselves: :mod:`.grabcut_parts`).
 
 After the vote, large parts that another hypothesis keeps and the chosen one drops are restored
 when their colours are foreign to the known background (``restore_parts``, see
@@ -84,7 +84,7 @@ class GrabCutSegmenter(Segmenter):
         min_part: the smallest part restored, as a fraction of the chosen mask's area.
         restore_tolerance: a part is restored only if the mask with it separates from its ring
             (:func:`colour_separation`) at most this much worse than without it.
-        anchor_frame: anchor the ``center`` and ``core`` ellipses at the box sides that lie on
+        frame_anchor: anchor the ``center`` and ``core`` ellipses at the box sides that lie on
             the image frame (see :func:`centred_ellipse`) instead of centring them in the box.
         point_max_side: working long side for prompts of points only (None: ``max_side``).
             From a click GrabCut at 370 px stops at the part under it more often than at 640 px
@@ -100,7 +100,7 @@ class GrabCutSegmenter(Segmenter):
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
-                 anchor_frame: bool = False, point_max_side: int | None = None) -> None:
+                 frame_anchor: bool = False, point_max_side: int | None = None) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -120,7 +120,7 @@ class GrabCutSegmenter(Segmenter):
         self.restore_parts = restore_parts
         self.min_part = min_part
         self.restore_tolerance = restore_tolerance
-        self.anchor_frame = anchor_frame
+        self.frame_anchor = frame_anchor
         self.point_max_side = point_max_side
         self.fill_holes = fill_holes
         self.max_hole = max_hole
@@ -260,7 +260,7 @@ class GrabCutSegmenter(Segmenter):
             yy, xx = np.mgrid[:h, :w].astype(np.float32)
             inside = np.zeros((h, w), bool)
             for box in boxes:
-                inside |= centred_ellipse(box, (h, w), radius, xx, yy, anchor=init == "frame" or self.anchor_frame)
+                inside |= centred_ellipse(box, (h, w), radius, xx, yy, anchor=init == "frame" or self.frame_anchor)
             out[probable & ~inside] = cv2.GC_PR_BGD
         if not ((out == cv2.GC_FGD) | (out == cv2.GC_PR_FGD)).any():
             return labels.copy()
