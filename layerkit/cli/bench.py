@@ -15,15 +15,20 @@ EXAMPLES = """examples:
 A config spec is a shipped config name or a YAML path, optionally +OVERLAY (a partial config
 from layerkit/configs/overlay/OVERLAY.yaml, or a YAML path) merged on top; --set applies to
 every config. Output: results.json, table.md, report.html (self-contained: pictures embedded,
-sortable tables, metric distributions, time per stage, worst samples first) and plots/*.png."""
+sortable tables, metric distributions, time per stage, worst samples first) and plots/*.png.
+On a real-photo folder (<ID>_input.png + <ID>_alpha.png) the plain GrabCut -> closed-form ->
+Telea chain runs beside the configs (--no-peer leaves it out); see layerkit eval --help."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="compare configs on a composite folder (HTML report)",
                        description=__doc__, epilog=EXAMPLES, formatter_class=HelpFormatter)
-    p.add_argument("--data", required=True, help="folder of composites (make_composites.py output)")
+    p.add_argument("--data", required=True, help="folder of composites (make_composites.py output) or real photos (<ID>_input.png + <ID>_alpha.png)")
     p.add_argument("--configs", required=True, help="comma-separated config specs, e.g. classical,classical+hfa")
     add_eval_args(p)
+    from layerkit.cli.eval import add_real_args
+
+    add_real_args(p)
     p.add_argument("--thumb-height", type=int, default=128, help="height of the report's thumbnails in pixels")
     p.add_argument("--gallery", type=int, default=None, metavar="N", help="at most N gallery rows per config (default all)")
     add_pipeline_args(p)
@@ -72,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--configs is empty; give comma-separated config specs such as classical,classical+hfa")
     if len(set(specs)) != len(specs):
         raise ConfigError(f"--configs names a config twice: {args.configs}")
+    from layerkit.cli.eval import _real, run_real_photos
+
+    if _real(args.data):
+        return run_real_photos(args, specs, html=True, title="layerkit bench (real photos)")
     samples = load_samples(args, args.data)
     pipes = [(spec, spec_pipeline(args, spec)) for spec in specs]  # every config checked before any long run
     runs = []

@@ -5,13 +5,15 @@ One helper for every pretrained backend (diffusers, transformers, segment-anythi
 * a **model reference** is either a local folder (``/models/sam-vit-huge``, ``./vitmatte``,
   ``~/weights/sdxl``) or a Hugging Face hub id (``facebook/sam-vit-huge``);
 * :func:`locate` finds it **without any network access**: a local folder is used as is, a hub id
-  is looked up in the local Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``). Nothing here
-  can hang on a dead network;
+  is looked up in the local Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``);
 * :func:`missing_model` / :func:`missing_file` give the one-line reasons that
-  :meth:`Pipeline.check_weights <layerkit.pipelines.decompose.Pipeline.check_weights>` collects;
-* :func:`pretrained_source` returns what to pass to ``from_pretrained``: the resolved local
-  folder with ``local_files_only=True``, or — only when ``LAYERKIT_ALLOW_DOWNLOAD=1`` is set and
-  ``HF_HUB_OFFLINE`` is not — the hub id, to be downloaded on first use.
+  :meth:`Pipeline.check_weights <layerkit.pipelines.decompose.Pipeline.check_weights>` collects.
+  A hub id that is not cached is *not* missing unless the hub is switched off
+  (``HF_HUB_OFFLINE=1`` or ``TRANSFORMERS_OFFLINE=1``): like every Hugging Face tool, the stage
+  downloads it into the cache on first use. The check itself never touches the network;
+* :func:`pretrained_source` returns what to pass to ``from_pretrained``: the cached or local
+  folder with ``local_files_only=True``, or the hub id — after :func:`announce_download` has
+  printed the repository's weight size to stderr, before any byte of weights is fetched.
 
 Example:
     >>> locate("facebook/sam-vit-huge")             # None unless it is in the HF cache
@@ -23,6 +25,7 @@ from __future__ import annotations
 import abc
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +35,6 @@ from layerkit.errors import MissingModelError
 if TYPE_CHECKING:
     import torch
 
-#: Set to 1 to let a stage download an uncached hub id on first use (never during checks).
-ALLOW_DOWNLOAD_ENV = "LAYERKIT_ALLOW_DOWNLOAD"
 #: Suffixes of weight files; a folder without any of them is not a usable model.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
 _TRUE = {"1", "true", "yes", "on"}
@@ -45,8 +46,8 @@ def is_offline() -> bool:
 
 
 def downloads_allowed() -> bool:
-    """True when ``LAYERKIT_ALLOW_DOWNLOAD`` is set and the hub is not switched off."""
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in _TRUE and not is_offline()
+    """True unless the hub is switched off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), as in huggingface_hub."""
+    return not is_offline()
 
 
 def looks_like_path(ref: str) -> bool:
@@ -111,8 +112,9 @@ def missing_model(ref: str, key: str, marker: str = "config.json") -> list[str]:
         what = "does not exist" if not folder.exists() else f"has no {marker} or no weight file"
         return [f"{key}={ref}: folder {what}; point {key} at a folder written by save_pretrained or 'hf download'"]
     if downloads_allowed():
-        return []
-    return [f"{ref} is not in the local Hugging Face cache; set {key}=DIR, a folder made with "
+        return []  # fetched into the cache on first use, its size announced first
+    return [f"{ref} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it; "
+            f"unset HF_HUB_OFFLINE to fetch it on first use, or set {key}=DIR, a folder made with "
             f"'hf download {ref} --local-dir DIR'"]
 
 
@@ -148,7 +150,58 @@ def pretrained_source(ref: str, key: str = "model", marker: str = "config.json")
     reasons = missing_model(ref, key, marker)
     if reasons:
         raise MissingModelError(reasons[0])
+    announce_download(ref, key)
     return ref, {"local_files_only": False}
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def download_size(siblings: list[Any]) -> tuple[int, int]:
+    """``(weights, total)`` bytes of a hub repository's files.
+
+    ``weights`` counts one weight format only — the ``.safetensors`` files when there are any (what
+    ``from_pretrained`` fetches), else the other weight files — plus every non-weight file;
+    ``total`` is the whole repository. ``siblings`` are ``huggingface_hub`` ``RepoSibling``
+    objects (``rfilename``, ``size``).
+    """
+    sizes = [(str(getattr(f, "rfilename", "")), int(getattr(f, "size", 0) or 0)) for f in siblings]
+    weights = [(n, b) for n, b in sizes if n.endswith(WEIGHT_SUFFIXES)]
+    chosen = [(n, b) for n, b in weights if n.endswith(".safetensors")] or weights
+    other = sum(b for n, b in sizes if not n.endswith(WEIGHT_SUFFIXES))
+    return sum(b for _, b in chosen) + other, sum(b for _, b in sizes)
+
+
+def announce_download(ref: str, key: str = "model") -> tuple[int, int]:
+    """Print to stderr how much model ``ref`` will download, before it is downloaded.
+
+    Asks the hub for the repository's file sizes (``HfApi.model_info(files_metadata=True)``).
+
+    Returns:
+        ``(weights, total)`` bytes (see :func:`download_size`).
+
+    Raises:
+        MissingModelError: the hub cannot be reached or does not know ``ref`` (one line, naming
+            ``key`` and the offline alternatives).
+    """
+    from huggingface_hub import HfApi, constants
+
+    try:
+        info = HfApi().model_info(ref, files_metadata=True, timeout=20)
+    except Exception as e:  # noqa: BLE001 - any hub failure (network, 404, auth) is one clear line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MissingModelError(f"{key}={ref} is not in the local Hugging Face cache and the hub could not be asked "
+                                f"for it ({msg}); set {key}=DIR, a folder made with 'hf download {ref} --local-dir DIR', "
+                                "or copy a Hugging Face cache here") from None
+    weights, total = download_size(list(info.siblings or []))
+    print(f"layerkit: downloading {ref} for {key}: about {_human(weights)} (repository {_human(total)}) into "
+          f"{constants.HF_HUB_CACHE}; set HF_HUB_OFFLINE=1 to forbid downloads", file=sys.stderr, flush=True)
+    return weights, total
 
 
 def resolve_device(device: str) -> str:
