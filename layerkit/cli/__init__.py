@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "layerkit.cli.bench",
     "make-dataset": "layerkit.cli.make_dataset",
     "train": "layerkit.cli.train",
+    "app": "layerkit.cli.app",
 }
 
 EPILOG = """examples:
