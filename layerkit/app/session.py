@@ -194,7 +194,7 @@ class Session:
 
     def set_edit(self, dx: float, dy: float, scale: float, hue: float, brightness: float) -> None:
         """Set the active object's move / scale / hue / brightness (applied in previews and downloads)."""
-        if not self.objects:
+        if not self.objects or not self.current().ready:
             raise EditError("no object to edit: click on an object first")
         if scale <= 0 or brightness < 0:
             raise EditError(f"scale must be > 0 and brightness >= 0, got {scale} and {brightness}")

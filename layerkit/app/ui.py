@@ -22,6 +22,8 @@ import threading
 import time
 from typing import Any, Callable
 
+import gradio as gr
+
 from layerkit.app.render import click_view, display_scale, layer_table, layer_views
 from layerkit.app.session import Session, error_message
 from layerkit.errors import LayerkitError, PromptError
@@ -77,13 +79,11 @@ class App:
     # ------------------------------------------------------------------ helpers
     def guard(self, session: Session, action: Callable[[], str | None]) -> tuple[Any, ...]:
         """Run ``action`` under the lock; any error becomes the status line. Returns the page outputs."""
-        import gradio as gr
-
         t0 = time.perf_counter()
         try:
             with self.lock:
                 msg = action() or ""
-            if msg.endswith("{s}"):
+            if "{s}" in msg:
                 msg = msg.replace("{s}", f"{time.perf_counter() - t0:.1f} s")
         except Exception as e:  # every error ends in the page, none in a traceback
             if not isinstance(e, LayerkitError):
@@ -93,8 +93,6 @@ class App:
         return self.render(session, msg)
 
     def render(self, session: Session, msg: str) -> tuple[Any, ...]:
-        import gradio as gr
-
         fg, alpha, bg, comp = layer_views(session)
         choices = [f"{i + 1}: {o.name}" for i, o in enumerate(session.objects)]
         value = choices[session.active] if 0 <= session.active < len(choices) else None
@@ -178,8 +176,6 @@ class App:
 
     def api_decompose(self, image: str, prompt: str) -> str:
         """Image file + prompt JSON → PSD (background + the object)."""
-        import gradio as gr
-
         try:
             p, name = prompt_from_json(prompt)
             with self.lock:
@@ -192,8 +188,6 @@ class App:
 
     def api_layers(self, image: str, prompts: str) -> str:
         """Image file + JSON list of prompts → PSD (background + one layer per prompt)."""
-        import gradio as gr
-
         try:
             try:
                 items = json.loads(prompts or "")
@@ -214,8 +208,6 @@ class App:
 
 def build_app(pipe: Any) -> Any:
     """The ``gr.Blocks`` page on ``pipe`` (launch it with ``.launch()``)."""
-    import gradio as gr
-
     app = App(pipe)
     private = {"api_visibility": "private"}
     with gr.Blocks(title="layerkit") as demo:
