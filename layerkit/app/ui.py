@@ -184,7 +184,7 @@ class App:
             res.layers.save(path)
             return path
         except LayerkitError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
 
     def api_layers(self, image: str, prompts: str) -> str:
         """Image file + JSON list of prompts → PSD (background + one layer per prompt)."""
@@ -203,7 +203,7 @@ class App:
             stack.save(path)
             return path
         except LayerkitError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
 
 
 def build_app(pipe: Any) -> Any:
