@@ -14,7 +14,6 @@ API endpoints (for ``gradio_client``):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -24,10 +23,10 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from layerkit.app.prompts import prompt_from_json, prompts_from_json
 from layerkit.app.render import click_view, display_scale, layer_table, layer_views
 from layerkit.app.session import Session, error_message
 from layerkit.errors import LayerkitError, PromptError
-from layerkit.types import Prompt
 
 log = logging.getLogger("layerkit.app")
 
@@ -37,31 +36,6 @@ HELP = """## layerkit — click an object, get its layer
 **not object** to remove it, or missed parts with **object** to add them — each click refines the
 current mask. **box corners**: two clicks span a box. A phrase works when the config has a grounder.
 3. **New object** starts another layer. 4. Download the stack as PSD, ORA or a ZIP of PNGs."""
-
-
-def prompt_from_json(text: str | dict | None) -> tuple[Prompt, str | None]:
-    """``{"points", "labels", "boxes", "text", "name"}`` (JSON text or dict) → (Prompt, name).
-
-    Raises:
-        PromptError: not JSON, not an object, unknown keys, or an invalid prompt.
-    """
-    if isinstance(text, dict):
-        d: Any = text
-    else:
-        try:
-            d = json.loads(text or "")
-        except json.JSONDecodeError as e:
-            raise PromptError(f"prompt is not valid JSON ({e.msg}); e.g. {{\"boxes\": [[10, 20, 200, 300]]}}") from None
-    if not isinstance(d, dict):
-        raise PromptError("a prompt must be a JSON object such as {\"points\": [[250, 260]], \"labels\": [1]}")
-    unknown = set(d) - {"points", "labels", "boxes", "text", "name"}
-    if unknown:
-        raise PromptError(f"unknown prompt key(s) {sorted(unknown)}; use points, labels, boxes, text, name")
-    try:
-        prompt = Prompt(points=d.get("points"), labels=d.get("labels"), boxes=d.get("boxes"), text=d.get("text"))
-    except (TypeError, ValueError) as e:
-        raise PromptError(f"invalid prompt {d}: {e}") from None
-    return prompt, d.get("name")
 
 
 class App:
@@ -189,16 +163,9 @@ class App:
     def api_layers(self, image: str, prompts: str) -> str:
         """Image file + JSON list of prompts → PSD (background + one layer per prompt)."""
         try:
-            try:
-                items = json.loads(prompts or "")
-            except json.JSONDecodeError as e:
-                raise PromptError(f"prompts are not valid JSON ({e.msg}); give a list such as [{{\"boxes\": [[10, 20, 200, 300]]}}]") from None
-            if not isinstance(items, list) or not items:
-                raise PromptError("prompts must be a non-empty JSON list of prompt objects")
-            parsed = [prompt_from_json(d) for d in items]
-            names = [n or f"object_{i + 1}" for i, (_, n) in enumerate(parsed)]
+            parsed, names = prompts_from_json(prompts)
             with self.lock:
-                stack = self.pipe.layers(self._api_file(image), [p for p, _ in parsed], names=names)
+                stack = self.pipe.layers(self._api_file(image), parsed, names=names)
             path = os.path.join(tempfile.mkdtemp(dir=self.workdir), "layers.psd")
             stack.save(path)
             return path
