@@ -199,3 +199,39 @@ def test_error_message_is_one_line():
     msg = error_message(RuntimeError("boom\nwith a second line"))
     assert "\n" not in msg and "RuntimeError" in msg and "boom" in msg
     assert issubclass(PromptError, LayerkitError)
+
+
+def test_cli_app_without_gradio_names_the_extra(monkeypatch, capsys):
+    import sys
+
+    from layerkit.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if the app extra were not installed
+    assert main(["app", "--port", "7999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("layerkit: error:") and "layerkit[app]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_app_help_lists_launch_options(capsys):
+    from layerkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["app", "--help"])
+    out = capsys.readouterr().out
+    for opt in ("--host", "--port", "--config", "--set", "--share"):
+        assert opt in out
+
+
+def test_prompt_json_errors():
+    from layerkit.app.prompts import prompt_from_json, prompts_from_json
+
+    p, name = prompt_from_json('{"points": [[5, 6]], "labels": [0], "name": "x"}')
+    assert p.labels.tolist() == [0] and name == "x"
+    for bad, match in (("{", "not valid JSON"), ("[1]", "JSON object"), ('{"box": [1, 2, 3, 4]}', "unknown prompt key"),
+                       ('{"boxes": [[5, 5, 1, 1]]}', "inverted"), ("{}", "empty prompt")):
+        with pytest.raises(PromptError, match=match):
+            prompt_from_json(bad)
+    with pytest.raises(PromptError, match="non-empty JSON list"):
+        prompts_from_json("[]")
+    prompts, names = prompts_from_json('[{"points": [[1, 2]]}, {"boxes": [[0, 0, 4, 4]], "name": "b"}]')
+    assert names == ["object_1", "b"] and len(prompts) == 2
