@@ -1,0 +1,1 @@
+"""Occlusion ordering stages: object layers → their front-to-back order."""
