@@ -64,6 +64,13 @@ def _grabcut(img8: np.ndarray, labels: np.ndarray, iterations: int, seed: int) -
     return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
 
+def cv2_circle(canvas: np.ndarray, centre: tuple[int, int], r: int) -> None:
+    """A filled disk of ones in ``canvas`` (uint8)."""
+    import cv2
+
+    cv2.circle(canvas, centre, r, 1, -1)
+
+
 def _to_uint8_bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
 
@@ -101,13 +108,15 @@ class ClickRefiner:
         tolerance: colour tolerance (per 8-bit channel) of the region flooded from the new
             click, which becomes a sure label (see :meth:`flood`).
         reach: the flooded region stays within ``reach ×`` the click's distance to the mask's edge.
+        core: the part of the click's side within ``core ×`` that distance is a sure label too,
+            whatever its colour (0: only the flooded colours).
         local: keep only the changes connected to the new click's region.
         seed: OpenCV RNG seed.
     """
 
     def __init__(self, segmenter: Callable[[np.ndarray, Prompt], np.ndarray], max_side: int = 400,
                  iterations: int = 4, margin: float = 0.25, min_margin: int = 16, point_radius: float = 0.01,
-                 tolerance: int = 24, reach: float = 1.0, local: bool = True, seed: int = 0) -> None:
+                 tolerance: int = 24, reach: float = 1.0, core: float = 0.0, local: bool = True, seed: int = 0) -> None:
         if max_side < 16:
             raise ValueError(f"max_side must be >= 16, got {max_side}")
         self.segmenter = segmenter
@@ -118,6 +127,7 @@ class ClickRefiner:
         self.point_radius = point_radius
         self.tolerance = tolerance
         self.reach = reach
+        self.core = core
         self.local = local
         self.seed = seed
 
@@ -214,8 +224,14 @@ class ClickRefiner:
         near = np.zeros((h, w), np.uint8)
         cv2.circle(near, (x, y), max(3 * r, int(self.reach * d)), 1, -1)
         disk = np.zeros((h, w), np.uint8)
-        cv2.circle(disk, (x, y), r, 1, -1)
-        return (region & near.astype(bool)) | disk.astype(bool)
+        cv2.circle(disk, (x, y), max(r, int(self.core * d)), 1, -1)
+        return (region & near.astype(bool)) | (disk.astype(bool) & side) | self._disk(h, w, x, y, r)
+
+    @staticmethod
+    def _disk(h: int, w: int, x: int, y: int, r: int) -> np.ndarray:
+        disk = np.zeros((h, w), np.uint8)
+        cv2_circle(disk, (x, y), r)
+        return disk.astype(bool)
 
     @staticmethod
     def _localise(cur: np.ndarray, new: np.ndarray, seed: np.ndarray) -> np.ndarray:
