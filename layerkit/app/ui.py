@@ -32,10 +32,12 @@ log = logging.getLogger("layerkit.app")
 
 MODES = ("object", "not object", "box corners")
 HELP = """## layerkit — click an object, get its layer
-1. Upload a photo. 2. Click on the object (**A click adds: object**); click wrong background with
-**not object** to remove it, or missed parts with **object** to add them — each click refines the
-current mask. **box corners**: two clicks span a box. A phrase works when the config has a grounder.
-3. **New object** starts another layer. 4. Download the stack as PSD, ORA or a ZIP of PNGs."""
+1. Upload a photo.
+2. Click on the object (*A click adds: object*). Click wrong background with *not object* to remove it,
+   missed parts with *object* to add them: each click refines the current mask. *box corners*: two
+   clicks span a box. A phrase works when the config has a grounder.
+3. *New object* starts another layer; reorder, hide, rename and edit layers below.
+4. Download the stack as PSD, ORA or a ZIP of PNGs."""
 
 
 class App:
@@ -192,10 +194,13 @@ def build_app(pipe: Any) -> Any:
                         find = gr.Button("Find", elem_id="find", scale=1)
                     status = gr.Markdown("Upload a photo to start.", elem_id="status")
                 with gr.Column(scale=2):
-                    fg = gr.Image(label="Layer (over a checkerboard)", interactive=False, elem_id="fg", format="png")
-                    alpha = gr.Image(label="Alpha", interactive=False, elem_id="alpha", format="png")
-                    bg = gr.Image(label="Background", interactive=False, elem_id="bg", format="png")
-                    comp = gr.Image(label="Edited composite", interactive=False, elem_id="comp", format="png")
+                    small = {"interactive": False, "format": "png", "height": 300}
+                    with gr.Row():
+                        fg = gr.Image(label="Layer (over a checkerboard)", elem_id="fg", **small)
+                        alpha = gr.Image(label="Alpha", elem_id="alpha", **small)
+                    with gr.Row():
+                        bg = gr.Image(label="Background", elem_id="bg", **small)
+                        comp = gr.Image(label="Edited composite", elem_id="comp", **small)
             with gr.Row():
                 undo = gr.Button("Undo", elem_id="undo")
                 new = gr.Button("New object", elem_id="new")
