@@ -159,9 +159,8 @@ def test_gradio_client_calls_both_endpoints(server, tmp_path):
     one = client.predict(handle_file(str(PHOTO)), '{"boxes": [[150, 15, 300, 215]], "name": "head"}', api_name="/decompose")
     stack = LayerStack.load(one)
     assert stack.names == ["background", "head"] and stack[1].alpha[100, 225] > 0.9
-    many = client.predict(handle_file(str(PHOTO)),
-                          '[{"boxes": [[150, 15, 300, 215]], "name": "head"}, {"points": [[240, 330], [340, 300]], "name": "suit"}]',
-                          api_name="/layers")
+    prompts = '[{"boxes": [[150, 15, 300, 215]], "name": "head"}, {"points": [[240, 330], [340, 300]], "name": "suit"}]'
+    many = client.predict(handle_file(str(PHOTO)), prompts, api_name="/layers")
     stack = LayerStack.load(many)
     assert len(stack) == 3 and set(stack.names) == {"background", "head", "suit"}
     with pytest.raises(Exception, match="grounding stage"):

@@ -36,7 +36,8 @@ def test_mappings_describe_every_node():
 
 
 def test_decompose_box_returns_comfy_shapes_and_both_mask_conventions(comp):
-    fg, alpha, bg, transparency = LayerkitDecompose().run(_image(comp, 2), "classical", box=",".join(str(int(v)) for v in comp["box"]))
+    box = ",".join(str(int(v)) for v in comp["box"])
+    fg, alpha, bg, transparency = LayerkitDecompose().run(_image(comp, 2), "classical", box=box)
     assert fg.shape == (2, 96, 128, 4) and bg.shape == (2, 96, 128, 3)
     assert alpha.shape == (2, 96, 128) and fg.dtype == torch.float32
     assert torch.allclose(transparency, 1 - alpha)

@@ -22,8 +22,8 @@ background), run afresh after each click, as a tool without layerkit would.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

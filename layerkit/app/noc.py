@@ -11,8 +11,8 @@ stops after ``max_clicks`` clicks. NoC@T is the number of clicks needed to reach
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -110,7 +110,8 @@ def simulate(segment: ClickSegmenter, image: np.ndarray, gt: np.ndarray, max_cli
     return trace
 
 
-def summarise(traces: Sequence[Trace], thresholds: Sequence[float] = (0.85, 0.90), at: Sequence[int] = (1, 3, 5)) -> dict[str, float]:
+def summarise(traces: Sequence[Trace], thresholds: Sequence[float] = (0.85, 0.90),
+              at: Sequence[int] = (1, 3, 5)) -> dict[str, float]:
     """Mean NoC@T per threshold, mean IoU after each ``k`` in ``at``, and the failure rate at 90 %."""
     out: dict[str, float] = {}
     for t in thresholds:

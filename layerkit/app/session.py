@@ -88,7 +88,7 @@ class Session:
 
     # ---------------------------------------------------------------- photo
     @classmethod
-    def from_array(cls, image: np.ndarray) -> "Session":
+    def from_array(cls, image: np.ndarray) -> Session:
         """A session on an ``H×W×3`` float photo in ``[0, 1]``."""
         return cls(image=np.ascontiguousarray(image, np.float32))
 
