@@ -7,13 +7,17 @@ the current mask instead of starting again (:class:`ClickRefiner`):
 1. the region of work is the current mask's box united with the clicks, plus a margin (cost
    follows the object; the frame of that region is sure background);
 2. GrabCut starts from the current mask (inside "probably object", outside "probably
-   background"), the clicks are sure disks (object / not object), its colour models are
-   re-estimated from that state;
+   background"), every click is a sure disk (object / not object), and the new click's region —
+   the pixels on its side of the mask that are connected to it, within a colour tolerance of it
+   and no farther than its distance to the mask's edge (:meth:`ClickRefiner.flood`) — is a sure
+   label too; the colour models are re-estimated from that state;
 3. parts of the result not connected to a positive click are dropped, and parts that hold a
    negative click are removed;
-4. the change is kept local: outside a disk around the new click whose radius grows with the
-   distance from the click to the current mask's edge, the current mask is kept, so one
-   click cannot undo what earlier clicks fixed elsewhere.
+4. the change is kept local: only changes connected to the new click's region are taken, the
+   current mask stays elsewhere, so one click cannot undo what earlier clicks fixed.
+
+Tried and measured worse on dev composites (docs/app.md): taking GrabCut's whole result
+(``local=False``) and a disk of forced labels (``core``); a wider flood (``reach=2``) was no better.
 
 :class:`GrabCutPeer` is the reference of the benchmark: plain OpenCV GrabCut on the whole image
 from the clicks alone (sure disks, everything else "probably background", the frame sure
