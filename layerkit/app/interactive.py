@@ -16,8 +16,8 @@ the current mask instead of starting again (:class:`ClickRefiner`):
 4. the change is kept local: only changes connected to the new click's region are taken, the
    current mask stays elsewhere, so one click cannot undo what earlier clicks fixed.
 
-Tried and measured worse on dev composites (docs/app.md): taking GrabCut's whole result
-(``local=False``) and a disk of forced labels (``core``); a wider flood (``reach=2``) was no better.
+Tried on four hard dev composites: taking GrabCut's whole result (``local=False``) was worse; a
+wider flood (``reach=2``) and a disk of forced labels (``core=0.5``) were no better.
 
 :class:`GrabCutPeer` is the reference of the benchmark: plain OpenCV GrabCut on the whole image
 from the clicks alone (sure disks, everything else "probably background", the frame sure
