@@ -14,7 +14,9 @@ folder (``*_input.png`` + ``*_alpha.png``, e.g. ``../shared/data/dev/real_alpha`
 
 ``--latency`` also times the app's own per-click path on a photo resized to 640 px (the
 :class:`layerkit.app.session.Session`: mask + matting + layers per click), first click and
-refinement clicks separately.
+refinement clicks separately, after the warm-up ``layerkit app`` does at start: wall time and the
+process's CPU time (summed over threads; on an idle machine the wall time is at most about that,
+so it is the figure to read when the machine is shared — the 1-min load average is recorded).
 
 Usage:
     python benchmarks/interactive.py --composites /tmp/dev30 --real ../shared/data/dev/real_alpha -o /tmp/noc
@@ -89,10 +91,17 @@ def run_noc(sets: dict[str, list[tuple[str, Path, Path]]], methods: dict[str, An
 
 def run_latency(path: str, pipe: Pipeline, side: int, clicks: int) -> dict[str, Any]:
     """Time the app's click path on ``path`` resized to ``side`` px: first click and refinements."""
+    import os
+
     import cv2
 
+    from layerkit import Prompt
     from layerkit.app.session import Session
 
+    t0 = time.perf_counter()
+    pipe(np.full((64, 64, 3), 0.5, np.float32), Prompt(boxes=[[16, 16, 48, 48]]))  # what `layerkit app` does at start
+    warm = time.perf_counter() - t0
+    load_before = os.getloadavg()[0]
     img = load_image(path)
     k = side / max(img.shape[:2])
     img = cv2.resize(img, (round(img.shape[1] * k), round(img.shape[0] * k)), interpolation=cv2.INTER_AREA)
@@ -102,12 +111,16 @@ def run_latency(path: str, pipe: Pipeline, side: int, clicks: int) -> dict[str, 
     cx, cy = w / 2, h / 2
     plan = [Click(cx, cy, True)] + [Click(cx + dx * w / 8, cy + dy * h / 8, pos) for dx, dy, pos in
                                     ((1, 0, True), (-1, 0, True), (0, 1, False), (0, -1, True), (1, 1, False))][:clicks - 1]
-    times = []
+    times, cpu = [], []
     for c in plan:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         session.click(pipe, c.x, c.y, c.positive)
         times.append(time.perf_counter() - t0)
-    return {"image": str(path), "size": [w, h], "first_click_s": round(times[0], 3),
+        cpu.append(time.process_time() - c0)
+    return {"image": str(path), "size": [w, h], "warm_up_s": round(warm, 3),
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "cpus": os.cpu_count(),
+            "first_click_s": round(times[0], 3), "first_click_cpu_s": round(cpu[0], 3),
+            "refine_click_cpu_s": [round(t, 3) for t in cpu[1:]],
             "refine_click_s": [round(t, 3) for t in times[1:]],
             "refine_click_mean_s": round(float(np.mean(times[1:])), 3) if len(times) > 1 else None}
 
@@ -126,7 +139,9 @@ def write_report(out: Path, results: dict[str, Any], latency: dict[str, Any] | N
     if latency:
         lines += ["## App latency per click", "", f"`{latency['image']}` at {latency['size'][0]}×{latency['size'][1]}: "
                   f"first click {latency['first_click_s']} s, refinement clicks {latency['refine_click_s']} s "
-                  f"(mean {latency['refine_click_mean_s']} s)", ""]
+                  f"(mean {latency['refine_click_mean_s']} s); CPU time (all threads) first {latency['first_click_cpu_s']} s, "
+                  f"refinements {latency['refine_click_cpu_s']} s; warm-up before them {latency['warm_up_s']} s; "
+                  f"1-min load average {latency['load_average_1min']} on {latency['cpus']} CPUs", ""]
     (out / "interactive.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

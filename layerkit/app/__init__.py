@@ -26,9 +26,9 @@ def require_gradio() -> Any:
     return gradio
 
 
-def build_app(pipe: Any) -> Any:
+def build_app(pipe: Any, warm_up: bool = True) -> Any:
     """The Gradio page on ``pipe`` (see :func:`layerkit.app.ui.build_app`)."""
     require_gradio()
     from layerkit.app.ui import build_app as _build
 
-    return _build(pipe)
+    return _build(pipe, warm_up=warm_up)

@@ -28,6 +28,7 @@ from layerkit.app.prompts import prompt_from_json, prompts_from_json
 from layerkit.app.render import click_view, display_scale, layer_table, layer_views
 from layerkit.app.session import Session, error_message
 from layerkit.errors import LayerkitError, PromptError
+from layerkit.types import Prompt
 
 log = logging.getLogger("layerkit.app")
 
@@ -52,6 +53,22 @@ class App:
         self.pipe = pipe
         self.lock = threading.Lock()
         self.workdir = tempfile.mkdtemp(prefix="layerkit_app_")
+
+    def warm_up(self) -> float:
+        """Run the pipeline once on a small synthetic image, so that one-time costs (numba's
+        compilation of the matting kernels, lazy imports) are not paid by the first user's click.
+        Returns the seconds it took; a failure is logged and ignored (the page reports it later)."""
+        import numpy as np
+
+        t0 = time.perf_counter()
+        yy, xx = np.mgrid[:64, :64]
+        img = np.stack([0.2 + 0.6 * ((xx - 32) ** 2 + (yy - 32) ** 2 < 200), 0.4 + 0 * xx, 0.5 + 0 * yy], axis=2)
+        try:
+            with self.lock:
+                self.pipe(img.astype(np.float32), Prompt(boxes=[[16, 16, 48, 48]]))
+        except Exception:  # noqa: BLE001 (a warm-up must never stop the server)
+            log.exception("layerkit app: warm-up failed")
+        return time.perf_counter() - t0
 
     # ------------------------------------------------------------------ helpers
     def guard(self, session: Session, action: Callable[[], str | None]) -> tuple[Any, ...]:
@@ -176,9 +193,12 @@ class App:
             raise gr.Error(str(e), print_exception=False) from None
 
 
-def build_app(pipe: Any) -> Any:
-    """The ``gr.Blocks`` page on ``pipe`` (launch it with ``.launch()``)."""
+def build_app(pipe: Any, warm_up: bool = True) -> Any:
+    """The ``gr.Blocks`` page on ``pipe`` (launch it with ``.launch()``); ``warm_up`` runs
+    :meth:`App.warm_up` first."""
     app = App(pipe)
+    if warm_up:
+        log.info("layerkit app: warm-up took %.1f s", app.warm_up())
     private = {"api_visibility": "private"}
     with gr.Blocks(title="layerkit") as demo:
         state = gr.State(Session())
