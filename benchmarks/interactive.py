@@ -47,17 +47,18 @@ from layerkit.io.image import load_image, load_mask  # noqa: E402
 METRICS = ("NoC@85", "NoC@90", "IoU@1", "IoU@3", "IoU@5", "fail@90")
 
 
-def find_pairs(composites: str | None, real: str | None, limit: int | None) -> dict[str, list[tuple[str, Path, Path]]]:
+def find_pairs(composites: str | None, real: str | None, limit: int | None,
+               offset: int = 0) -> dict[str, list[tuple[str, Path, Path]]]:
     """``set name → [(sample id, image path, alpha path)]``."""
     sets: dict[str, list[tuple[str, Path, Path]]] = {}
     if composites:
         rows = [(d.name, d / "composite.png", d / "gt_alpha.png") for d in sorted(Path(composites).iterdir())
                 if (d / "composite.png").is_file() and (d / "gt_alpha.png").is_file()]
-        sets["composites"] = rows[:limit]
+        sets["composites"] = rows[offset:][:limit]
     if real:
         rows = [(p.name[:-len("_input.png")], p, p.with_name(p.name.replace("_input.png", "_alpha.png")))
                 for p in sorted(Path(real).glob("*_input.png"))]
-        sets["real_alpha"] = [r for r in rows if r[2].is_file()][:limit]
+        sets["real_alpha"] = [r for r in rows if r[2].is_file()][offset:][:limit]
     for name, rows in sets.items():
         if not rows:
             raise SystemExit(f"interactive.py: error: no samples found for {name}")
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-clicks", type=int, default=6, help="clicks in the latency run (1 first + refinements)")
     ap.add_argument("--config", default="classical", help="pipeline config spec")
     ap.add_argument("--max-clicks", type=int, default=20)
-    ap.add_argument("--limit", type=int, default=None, help="first N samples of each set")
+    ap.add_argument("--limit", type=int, default=None, help="first N samples of each set (after --offset)")
+    ap.add_argument("--offset", type=int, default=0, help="skip the first N samples of each set")
     ap.add_argument("--methods", default="layerkit,grabcut", help="comma-separated: layerkit, grabcut")
     ap.add_argument("-o", "--output", required=True, help="output folder")
     ap.add_argument("--quiet", action="store_true")
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     pipe = Pipeline.from_config(args.config)
     all_methods = {"layerkit": ClickRefiner(pipe.segmenter), "grabcut": GrabCutPeer()}
     methods = {m: all_methods[m] for m in args.methods.split(",")}
-    results = run_noc(find_pairs(args.composites, args.real, args.limit), methods, args.max_clicks, args.quiet) \
+    results = run_noc(find_pairs(args.composites, args.real, args.limit, args.offset), methods, args.max_clicks, args.quiet) \
         if (args.composites or args.real) else {}
     latency = run_latency(args.latency, pipe, args.side, args.latency_clicks) if args.latency else None
     write_report(Path(args.output), results, latency, args)

@@ -235,3 +235,37 @@ def test_prompt_json_errors():
         prompts_from_json("[]")
     prompts, names = prompts_from_json('[{"points": [[1, 2]]}, {"boxes": [[0, 0, 4, 4]], "name": "b"}]')
     assert names == ["object_1", "b"] and len(prompts) == 2
+
+
+def test_benchmark_script_runs_on_tiny_sets(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    comp = make_composite(64, 80)
+    u8 = (comp["image"] * 255 + 0.5).astype(np.uint8)
+    a8 = (comp["alpha"] * 255 + 0.5).astype(np.uint8)
+    (tmp_path / "comp" / "0000").mkdir(parents=True)
+    Image.fromarray(u8).save(tmp_path / "comp" / "0000" / "composite.png")
+    Image.fromarray(a8).save(tmp_path / "comp" / "0000" / "gt_alpha.png")
+    (tmp_path / "real").mkdir()
+    Image.fromarray(u8).save(tmp_path / "real" / "X1_input.png")
+    Image.fromarray(a8).save(tmp_path / "real" / "X1_alpha.png")
+    Image.fromarray(u8).save(tmp_path / "photo.png")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "interactive.py"
+    spec = importlib.util.spec_from_file_location("bench_interactive", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "out"
+    assert mod.main(["--composites", str(tmp_path / "comp"), "--real", str(tmp_path / "real"), "--max-clicks", "3",
+                     "--latency", str(tmp_path / "photo.png"), "--side", "80", "--latency-clicks", "2",
+                     "-o", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "interactive.json").read_text())
+    for name in ("composites", "real_alpha"):
+        means = doc["noc"][name]["means"]
+        assert set(means) == {"layerkit", "grabcut"} and 1 <= means["layerkit"]["NoC@90"] <= 3
+        assert 0.0 <= means["grabcut"]["IoU@1"] <= 1.0
+    assert doc["latency"]["size"] == [80, 64] and len(doc["latency"]["refine_click_s"]) == 1
+    assert "NoC@90" in (out / "interactive.md").read_text()
