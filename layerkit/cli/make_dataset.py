@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "object gets at least MIN)")
     p.add_argument("--cover", default="0.05,0.25", metavar="MIN,MAX", help="share of the canvas an object's box covers")
     p.add_argument("--max-side", type=int, default=640, help="backgrounds are downscaled to this long side")
+    p.add_argument("--effects", default=None, metavar="KINDS",
+                   help="one object per sample with a visual effect drawn from KINDS (shadow,reflection) and exact "
+                        "GT (gt_fg = object + effect, gt_bg clean; composite-folder format, see docs/lasagna.md)")
     add_report_output_args(p)
     p.set_defaults(func=run)
 
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from layerkit.io.atomic import check_output
 
     check_output(args.output, args.overwrite)
+    if args.effects is not None:
+        return _run_effects(args)
     objects = _range(args.objects, int, "--objects", "N or MIN-MAX such as 3 or 2-5")
     occlusion = _range(args.occlusion, float, "--occlusion", "MIN,MAX such as 0.05,0.4")
     cover = _range(args.cover, float, "--cover", "MIN,MAX such as 0.05,0.25")
@@ -68,5 +73,19 @@ def run(args: argparse.Namespace) -> int:
                  occlusion=occlusion, max_side=args.max_side, overwrite=args.overwrite, progress=show)
     if not args.quiet:
         print(f"wrote {args.n} samples to {args.output}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def _run_effects(args: argparse.Namespace) -> int:
+    """``--effects``: single-object samples with a shadow or reflection (layerkit.evaluation.effects_data)."""
+    from layerkit.evaluation.effects_data import make_effects_dataset, parse_effects
+
+    effects = parse_effects(args.effects)
+    cover = _range(args.cover, float, "--cover", "MIN,MAX such as 0.05,0.25")
+    make_effects_dataset(args.fg_dir, args.bg_dir, args.output, effects=effects, n=args.n, seed=args.seed, cover=cover,
+                         max_side=args.max_side, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {args.n} effect samples ({', '.join(effects)}) to {args.output}", file=sys.stderr)
     print(args.output)
     return 0

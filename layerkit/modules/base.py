@@ -329,3 +329,15 @@ class Orderer(Stage, abc.ABC):
     @abc.abstractmethod
     def __call__(self, image: np.ndarray, alphas: list[np.ndarray], prompts: list[Prompt | None]) -> list[int]:
         """``H×W×3`` image + each object's ``H×W`` alpha and prompt → object indices, front-most first."""
+
+
+class Effects(Stage, abc.ABC):
+    """Role ``effects``: ``(image, α, F, B, prompt)`` → ``(α', F', B')`` on the canvas (the object
+    layer with its visual effects, the cleaned background)."""
+
+    role = "effects"
+
+    @abc.abstractmethod
+    def __call__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray,
+                 prompt: Prompt | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move the object's effects into its layer; see :class:`~layerkit.modules.effects.shadow_reflection.ShadowReflectionEffects`."""
