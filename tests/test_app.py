@@ -269,3 +269,15 @@ def test_benchmark_script_runs_on_tiny_sets(tmp_path):
         assert 0.0 <= means["grabcut"]["IoU@1"] <= 1.0
     assert doc["latency"]["size"] == [80, 64] and len(doc["latency"]["refine_click_s"]) == 1
     assert "NoC@90" in (out / "interactive.md").read_text()
+
+
+def test_undo_history_shares_arrays_and_is_bounded_for_big_photos(pipe):
+    img, left, _ = two_discs()
+    s = Session.from_array(img)
+    s.click(pipe, 45, 48)
+    rgba = s.current().rgba
+    s.rename("disc")  # a step that changes no array
+    assert s.history[-1][0][0].rgba is rgba  # the snapshot shares the unchanged layer
+    assert s.undo() and s.current().name == "object 1" and s.current().rgba is rgba
+    big = Session(image=np.empty((4000, 3000, 3), np.float32))  # 12 MP (pages untouched)
+    assert 3 <= big.undo_limit() < 30 and s.undo_limit() == 30

@@ -28,8 +28,10 @@ from layerkit.app.interactive import Click, ClickRefiner
 from layerkit.errors import EditError, LayerkitError, OutputError, PromptError
 from layerkit.types import Layer, LayerStack, Prompt
 
-#: undo steps kept per session
+#: undo steps kept per session at most
 MAX_UNDO = 30
+#: memory the undo history of one session may hold (bytes); big photos get fewer steps (3 at least)
+UNDO_BYTES = 1_500_000_000
 #: download formats → file suffix
 FORMATS = {"psd": ".psd", "ora": ".ora", "zip": ".zip"}
 
@@ -115,8 +117,18 @@ class Session:
 
     # ---------------------------------------------------------------- undo
     def _snapshot(self) -> None:
-        self.history.append((copy.deepcopy(self.objects), self.active))
-        del self.history[:-MAX_UNDO]
+        # shallow copies: every update replaces an object's arrays (never writes into them), so
+        # snapshots share the arrays that did not change
+        self.history.append(([copy.copy(o) for o in self.objects], self.active))
+        del self.history[:-self.undo_limit()]
+
+    def undo_limit(self) -> int:
+        """Undo steps kept: :data:`MAX_UNDO`, fewer when one step's layer (RGBA, background and
+        mask of a photo this size) would exceed :data:`UNDO_BYTES` over all steps."""
+        if self.image is None:
+            return MAX_UNDO
+        h, w = self.image.shape[:2]
+        return int(min(MAX_UNDO, max(3, UNDO_BYTES // (h * w * (16 + 12 + 1)))))
 
     def undo(self) -> bool:
         """Go back one step (click, prompt, new/delete/reorder object, edit); False if nothing to undo."""

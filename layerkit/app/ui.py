@@ -201,7 +201,7 @@ def build_app(pipe: Any, warm_up: bool = True) -> Any:
         log.info("layerkit app: warm-up took %.1f s", app.warm_up())
     private = {"api_visibility": "private"}
     with gr.Blocks(title="layerkit") as demo:
-        state = gr.State(Session())
+        state = gr.State(Session(), time_to_live=4 * 3600)  # a session's data goes 4 h after its last update
         gr.Markdown(HELP)
         with gr.Tab("Layers"):
             with gr.Row():
