@@ -16,8 +16,10 @@ the current mask instead of starting again (:class:`ClickRefiner`):
 4. the change is kept local: only changes connected to the new click's region are taken, the
    current mask stays elsewhere, so one click cannot undo what earlier clicks fixed.
 
-Tried on four hard dev composites: taking GrabCut's whole result (``local=False``) was worse; a
-wider flood (``reach=2``) and a disk of forced labels (``core=0.5``) were no better.
+Tried on four or five hard dev composites (0003, 0004, 0006, 0007, 0001): taking GrabCut's whole
+result (``local=False``) was worse; a wider flood (``reach=2``), a disk of forced labels
+(``core=0.5``) and choosing between the whole and the local result by colour separation
+(``select=True``: NoC@90 20/20/7/20/2 against 20/20/10/20/3) were not clearly better.
 
 :class:`GrabCutPeer` is the reference of the benchmark: plain OpenCV GrabCut on the whole image
 from the clicks alone (sure disks, everything else "probably background", the frame sure
@@ -114,13 +116,16 @@ class ClickRefiner:
         reach: the flooded region stays within ``reach ×`` the click's distance to the mask's edge.
         core: the part of the click's side within ``core ×`` that distance is a sure label too,
             whatever its colour (0: only the flooded colours).
+        select: with ``local``, take GrabCut's whole result instead when its colours separate
+            from their surroundings better (by ``select_margin``) than the local change's.
         local: keep only the changes connected to the new click's region.
         seed: OpenCV RNG seed.
     """
 
     def __init__(self, segmenter: Callable[[np.ndarray, Prompt], np.ndarray], max_side: int = 400,
                  iterations: int = 4, margin: float = 0.25, min_margin: int = 16, point_radius: float = 0.01,
-                 tolerance: int = 24, reach: float = 1.0, core: float = 0.0, local: bool = True, seed: int = 0) -> None:
+                 tolerance: int = 24, reach: float = 1.0, core: float = 0.0, local: bool = True,
+                 select: bool = False, select_margin: float = 0.0, seed: int = 0) -> None:
         if max_side < 16:
             raise ValueError(f"max_side must be >= 16, got {max_side}")
         self.segmenter = segmenter
@@ -133,6 +138,8 @@ class ClickRefiner:
         self.reach = reach
         self.core = core
         self.local = local
+        self.select = select
+        self.select_margin = select_margin
         self.seed = seed
 
     def __call__(self, image: np.ndarray, clicks: Sequence[Click], mask: np.ndarray | None = None) -> np.ndarray:
@@ -196,7 +203,13 @@ class ClickRefiner:
         new = _grabcut(img8, labels, self.iterations, self.seed)
         new = _components_with_clicks(new, local)
         if self.local:
+            whole = new
             new = self._localise(cur, new, seed)
+            if self.select and not np.array_equal(whole, new):
+                from layerkit.modules.segmentation.grabcut import colour_separation
+
+                if colour_separation(small, whole) > colour_separation(small, new) + self.select_margin:
+                    new = whole
         if k < 1:
             new = cv2.resize(new.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
         out = mask.copy()
