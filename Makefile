@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test test-fast bench clean help
+.PHONY: install demo test test-deps test-fast bench clean help
 
 help:
 	@echo "make demo     create .venv, install, decompose the shipped astronaut photo into layers"
@@ -16,11 +16,21 @@ help:
 # Idempotent: reinstalls only when pyproject.toml or constraints.txt changed.
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt requirements-app.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -r requirements-app.txt
+	$(PY) -m pip install -q -c constraints.txt --no-deps gradio
 	@touch $(STAMP)
+
+# The browser tests drive Debian's chromium (a browser download from elsewhere is not possible);
+# apt-get runs only when no chromium is on PATH.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-deps: install
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt) for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 demo: install
 	@rm -rf $(DEMO_OUT)
@@ -28,7 +38,7 @@ demo: install
 	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 240,330 --point 340,300 -o $(DEMO_OUT)/suit.psd --name suit --quiet
 	@echo "layers written to: $(abspath $(DEMO_OUT))/head/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/suit.psd"
 
-test: install
+test: install test-deps
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 test-fast: install

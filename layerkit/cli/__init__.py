@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "make-dataset": "layerkit.cli.make_dataset",
     "train": "layerkit.cli.train",
     "batch": "layerkit.cli.batch",
+    "app": "layerkit.cli.app",
 }
 
 EPILOG = """examples:

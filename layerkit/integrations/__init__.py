@@ -1,0 +1,1 @@
+"""Integrations of layerkit into other tools (ComfyUI custom nodes)."""
