@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 from layerkit.errors import ConfigError
 
-ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer")
+ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer", "completion")
 #: Roles a pipeline can run without (``backend: none``).
-OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer")
+OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "completion")
 
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
@@ -50,6 +50,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     # image → a whole stack in one call (Qwen-Image-Layered); used by Pipeline.layers(auto=True)
     "multilayer": {
         "qwen_layered": "layerkit.modules.multilayer.qwen_layered:QwenLayeredDecomposer",
+    },
+    # finished stack → stack with each layer's hidden part completed; used by Pipeline.layers
+    "completion": {
+        "exemplar": "layerkit.modules.completion.exemplar:ExemplarCompleter",
     },
 }
 

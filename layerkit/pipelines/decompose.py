@@ -43,6 +43,8 @@ class Pipeline:
         generator: optional text → image; needed by :meth:`generate`.
         multilayer: optional image → whole layer stack backend (Qwen-Image-Layered), used by
             :meth:`layers` in automatic mode.
+        completion: optional stack → stack stage that completes each layer's hidden part, used
+            by :meth:`layers` on the finished stack.
         settings: pipeline-wide :class:`~layerkit.config.PipelineSettings`.
 
     Example:
@@ -53,7 +55,7 @@ class Pipeline:
     """
 
     def __init__(self, segmenter: Any, trimapper: Any, matter: Any, decomposer: Any, refiner: Any = None,
-                 grounder: Any = None, generator: Any = None, multilayer: Any = None,
+                 grounder: Any = None, generator: Any = None, multilayer: Any = None, completion: Any = None,
                  settings: PipelineSettings | None = None) -> None:
         self.generator = generator
         self.grounder = grounder
@@ -63,6 +65,7 @@ class Pipeline:
         self.decomposer = decomposer
         self.refiner = refiner
         self.multilayer = multilayer
+        self.completion = completion  # optional stack -> stack: hidden parts of lower layers completed
         self.settings = settings or PipelineSettings()
         self.progress: ProgressCallback | None = None
 
