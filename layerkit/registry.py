@@ -42,6 +42,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "decomposer": {
         "classical": "layerkit.modules.decomposition.classical:ClassicalDecomposer",
         "fbdd": "layerkit.modules.decomposition.fbdd:FBDDDecomposer",
+        "reflayer": "layerkit.modules.decomposition.reflayer:RefLayerDecomposer",
     },
     "refiner": {
         "wavelet": "layerkit.modules.refinement.wavelet:WaveletRefiner",

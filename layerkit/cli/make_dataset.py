@@ -45,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "object gets at least MIN)")
     p.add_argument("--cover", default="0.05,0.25", metavar="MIN,MAX", help="share of the canvas an object's box covers")
     p.add_argument("--max-side", type=int, default=640, help="backgrounds are downscaled to this long side")
+    p.add_argument("--task", choices=("multilayer", "reflayer"), default="multilayer",
+                   help="multilayer: stacks for eval-layers; reflayer: RefLade-style (image, prompts, complete "
+                        "layer) triplets for 'layerkit train reflayer' (--occlusion: the target's hidden share)")
+    p.add_argument("--size", type=int, default=256, help="--task reflayer: side of the square triplets")
     add_report_output_args(p)
     p.set_defaults(func=run)
 
@@ -55,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from layerkit.io.atomic import check_output
 
     check_output(args.output, args.overwrite)
+    if getattr(args, "task", "multilayer") == "reflayer":
+        return _run_reflayer(args)
     objects = _range(args.objects, int, "--objects", "N or MIN-MAX such as 3 or 2-5")
     occlusion = _range(args.occlusion, float, "--occlusion", "MIN,MAX such as 0.05,0.4")
     cover = _range(args.cover, float, "--cover", "MIN,MAX such as 0.05,0.25")
@@ -68,5 +74,23 @@ def run(args: argparse.Namespace) -> int:
                  occlusion=occlusion, max_side=args.max_side, overwrite=args.overwrite, progress=show)
     if not args.quiet:
         print(f"wrote {args.n} samples to {args.output}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def _run_reflayer(args: argparse.Namespace) -> int:
+    """``--task reflayer``: triplets with every prompt kind (see :mod:`layerkit.training.reflayer_data`)."""
+    from layerkit.errors import DataError
+    from layerkit.training.reflayer_data import write_triplets
+
+    occlusion = _range(args.occlusion, float, "--occlusion", "MIN,MAX such as 0.1,0.5")
+    if not 0.0 <= occlusion[0] <= occlusion[1] < 1.0:
+        raise DataError(f"--occlusion must be MIN,MAX with 0 <= MIN <= MAX < 1, got {args.occlusion}")
+    if args.size < 16 or args.size % 8:
+        raise DataError(f"--size must be a multiple of 8 and >= 16, got {args.size}")
+    write_triplets(args.fg_dir, args.bg_dir, args.output, n=args.n, size=args.size, seed=args.seed,
+                   occlusion=occlusion, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {args.n} reflayer triplets to {args.output}", file=sys.stderr)
     print(args.output)
     return 0

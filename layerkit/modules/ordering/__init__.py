@@ -1,0 +1,1 @@
+"""Occlusion ordering stages (role ``ordering``): front-to-back order of prompted objects."""
