@@ -67,7 +67,7 @@ def run(data: Path, config: str, overrides: list[str], order: str, limit: int | 
             rows[name] += ev["layers"]
             recompose[name].append(ev["recompose_psnr"])
     out = {"data": str(data), "samples": len(samples), "config": config, "overrides": overrides, "order": order,
-           "completion": getattr(completer, "layerkit_config", {"backend": "exemplar"}), "seconds": seconds}
+           "completion_stage": getattr(completer, "layerkit_config", {"backend": "exemplar"}), "seconds": seconds}
     for name in rows:
         out[name] = dict(mean_scores(rows[name]), recompose_mean=float(np.mean(recompose[name])),
                          recompose_min=float(np.min(recompose[name])), layers=len(rows[name]))
@@ -77,7 +77,7 @@ def run(data: Path, config: str, overrides: list[str], order: str, limit: int | 
 def markdown(summary: dict) -> str:
     keys = [*KEYS, "recompose_mean", "recompose_min"]
     lines = [f"{summary['samples']} samples of `{summary['data']}`, config `{summary['config']}` {summary['overrides']}, "
-             f"order {summary['order']}; completion {summary['completion']}", "",
+             f"order {summary['order']}; completion stage {summary['completion_stage']}", "",
              "| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name in ("none", "completion"):
         lines.append(f"| {name} | " + " | ".join(f"{summary[name][k]:.4f}" for k in keys) + " |")
