@@ -14,7 +14,8 @@ from layerkit.registry import REGISTRY, build, resolve
 def test_classical_builds_with_components():
     pipe = Pipeline.from_config("classical")
     comps = pipe.components
-    assert list(comps) == ["generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer"]
+    assert list(comps) == ["generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer",
+                          "completion"]
     assert comps["multilayer"] is None
     assert comps["generator"] is None and comps["grounder"] is None
     assert type(comps["matter"]).__name__ == "ClosedFormMatter"
