@@ -116,3 +116,32 @@ def test_layer_scores_perfect_and_empty() -> None:
     assert res["layers"][0]["soft_iou"] == 0 and res["layers"][1]["soft_iou"] == 1
     with pytest.raises(ValueError, match="match lists"):
         evaluate_complete([x.rgba for x in gt], [x.rgba for x in gt], match=[0, 1])
+
+
+def test_classical_layers_complete_hidden_parts_and_cli_switch(tmp_path) -> None:
+    from PIL import Image
+
+    from layerkit.cli import main
+    from layerkit.pipelines.decompose import Pipeline
+    from layerkit.pipelines.sequential import peel_layers
+    from layerkit.types import Prompt
+
+    gt, _ = scene()
+    image = gt.composite()
+    boxes = [[27, 20, 62, 77], [62, 25, 100, 75]]          # the disc's visible part, the square
+    pipe = Pipeline.from_config("classical")
+    assert type(pipe.completion).__name__ == "ExemplarCompleter"
+    done = peel_layers(pipe, image, [Prompt(boxes=[b]) for b in boxes], order=[1, 0])
+    pipe.completion = None
+    plain = peel_layers(pipe, image, [Prompt(boxes=[b]) for b in boxes], order=[1, 0])
+    under = gt[2].alpha > 0.5
+    gt_hidden = under & (gt[1].alpha > 0.5)
+    assert done.psnr >= 40 and abs(done.psnr - plain.psnr) < 3
+    got, before = (done.stack[1].alpha[gt_hidden] > 0.5).mean(), (plain.stack[1].alpha[gt_hidden] > 0.5).mean()
+    assert got > before + 0.3
+    Image.fromarray((image * 255).round().astype("uint8")).save(tmp_path / "in.png")
+    args = ["layers", str(tmp_path / "in.png"), "--box", "27,20,62,77", "--box", "62,25,100,75", "--order", "1,0", "--quiet"]
+    assert main([*args, "-o", str(tmp_path / "on")]) == 0
+    assert main([*args, "-o", str(tmp_path / "off"), "--set", "completion.backend=none"]) == 0
+    on, off = LayerStack.load(tmp_path / "on"), LayerStack.load(tmp_path / "off")
+    assert (on[1].alpha[gt_hidden] > 0.5).mean() > (off[1].alpha[gt_hidden] > 0.5).mean() + 0.3
