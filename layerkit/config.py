@@ -1,32 +1,45 @@
-"""Config files → validated plain dicts. The only place YAML is read (with OmegaConf, so
-``${...}`` interpolations work).
+"""Configs → validated plain dicts, for pipelines and training runs alike: the one place YAML is
+read, merged and validated.
 
-A pipeline config is YAML with one section of pipeline-wide settings (``pipeline:``, schema
-:class:`PipelineSettings`) and one section per stage role, whose ``backend`` names a registry
-entry and whose other keys are that backend's constructor arguments::
+One mechanism, on OmegaConf:
 
-    pipeline: {name: classical, device: cpu}
+1. **Compose** — a config *spec* ``NAME_OR_YAML[+OVERLAY...]`` plus overrides is a list of layers,
+   merged in order: the file, each overlay, then the overrides (``matter.backend=vitmatte`` strings,
+   a mapping, or ``matter__backend=...`` keywords). Within one layer the order of keys does not
+   matter: a layer that switches a stage's ``backend`` first drops the keys earlier layers gave that
+   stage, then applies all of its own keys, so ``trimapper.band_ratio=0.05 trimapper.backend=X`` and
+   the reverse mean the same.
+2. **Validate** — every section against an OmegaConf structured config (a dataclass): the pipeline
+   settings against :class:`PipelineSettings`, each stage against a schema made from its backend's
+   constructor signature (:func:`schema_of`), a training run against :func:`train_schema`, whose
+   ``trainer`` section is made from ``lightning.Trainer``'s own signature, so every Trainer argument
+   passes through. Errors name the key, where it was set (file, overlay or override) and the valid
+   choices.
+
+A pipeline config::
+
+    pipeline: {name: classical, device: cpu, seed: 0}
     segmenter: {backend: grabcut, iterations: 5}
     matter: {backend: closed_form}
-
-Overrides use dotted keys (``matter.backend=vitmatte``, or ``matter__backend`` as a Python
-keyword). Stage keys are checked against the backend's signature, so a typo fails with a list
-of the valid keys.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import os
+import typing
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import yaml
 
 from layerkit.errors import ConfigError
-from layerkit.registry import OPTIONAL_ROLES, ROLES, build, parameters, resolve
+from layerkit.registry import OPTIONAL_ROLES, ROLE_ALIASES, ROLES, build, parameters, resolve
 
 
 @dataclass
@@ -36,14 +49,15 @@ class PipelineSettings:
     Attributes:
         name: config name, for logs and saved configs.
         device: torch device for learned stages ("cpu", "cuda", "cuda:1", "auto").
-        seed: seed for stochastic stages (GrabCut, diffusion samplers).
+        seed: seed of every stochastic stage (GrabCut's k-means, PatchMatch, diffusion samplers,
+            the generator); set on each stage with ``manual_seed`` before every run.
         max_pixels: refuse larger inputs (decompression-bomb guard).
         roi_margin: margin around the prompt's region, as a fraction of its larger side.
         roi_min_margin: smallest margin in pixels.
         coarse_side: long side of the downscaled full image used to locate an object given by
             points or text only, before the full-resolution pass on its region.
         consistent: re-solve F from C, α and the final B (and B where that F would leave [0, 1]) so
-            that the stack recomposes the input.
+            that the stack recomposes the input; honoured by single- and multi-layer runs.
         consistent_min_alpha: F is re-solved where α is at least this (below it the estimate
             is kept: dividing by a tiny α amplifies every error in B).
     """
@@ -59,11 +73,9 @@ class PipelineSettings:
     consistent_min_alpha: float = 0.001
 
 
-_SETTINGS_KEYS = [f.name for f in dataclasses.fields(PipelineSettings)]
-
-
+# ---------------------------------------------------------------------- files
 def config_dir(kind: str = "pipeline") -> Path:
-    """Folder of the configs shipped inside the package (``pipeline`` or ``train``)."""
+    """Folder of the configs shipped inside the package (``pipeline``, ``train`` or ``overlay``)."""
     return Path(str(resources.files("layerkit") / "configs" / kind))
 
 
@@ -71,30 +83,75 @@ def available_configs(kind: str = "pipeline") -> list[str]:
     return sorted(p.stem for p in config_dir(kind).glob("*.yaml"))
 
 
-def read_yaml(name_or_path: str | os.PathLike, kind: str = "pipeline") -> dict[str, Any]:
-    """Read a shipped config by name (``classical``) or a YAML file by path."""
+def overlay_dir() -> Path:
+    """Folder of the shipped overlays (``layerkit/configs/overlay``)."""
+    return config_dir("overlay")
+
+
+def available_overlays() -> list[str]:
+    """Names of the shipped overlays."""
+    d = overlay_dir()
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def config_path(name_or_path: str | os.PathLike, kind: str = "pipeline") -> Path:
+    """The file of a shipped config name (``classical``) or a YAML path.
+
+    Raises:
+        ConfigError: no such shipped config (the shipped ones are listed), a missing file, a folder.
+    """
     p = Path(name_or_path)
     if not p.suffix and not p.exists():
-        p = config_dir(kind) / f"{name_or_path}.yaml"
+        p = (overlay_dir() if kind == "overlay" else config_dir(kind)) / f"{name_or_path}.yaml"
         if not p.exists():
-            raise ConfigError(f"unknown {kind} config {str(name_or_path)!r}; shipped configs: "
-                              f"{', '.join(available_configs(kind))} (or give a path to a .yaml file)")
+            listed = available_overlays() if kind == "overlay" else available_configs(kind)
+            raise ConfigError(f"unknown {kind} config {str(name_or_path)!r}; shipped {kind} configs: "
+                              f"{', '.join(listed) or 'none'} (or give a path to a .yaml file)")
+    if p.is_dir():
+        raise ConfigError(f"config {str(p)!r} is a folder; give a .yaml file or a shipped config name")
     if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
+    return p
+
+
+def read_yaml(name_or_path: str | os.PathLike, kind: str = "pipeline") -> dict[str, Any]:
+    """Read a shipped config by name or a YAML file by path (``${...}`` resolved).
+
+    Raises:
+        ConfigError: see :func:`config_path`; YAML that does not parse or is not a mapping.
+    """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    p = config_path(name_or_path, kind)
     try:
         data = OmegaConf.to_container(OmegaConf.load(p), resolve=True) or {}
-    except (yaml.YAMLError, OmegaConfBaseException) as e:
-        raise ConfigError(f"config {str(p)!r} is not valid: {str(e).splitlines()[0]}") from None
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, OSError) as e:
+        raise ConfigError(f"config {str(p)!r} is not valid: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {str(p)!r} must be a mapping of sections, got {type(data).__name__}")
     return data
 
 
+def dump_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write a config as YAML (atomically)."""
+    from layerkit.io.atomic import atomic_path
+
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+# ---------------------------------------------------------------------- compose
 def parse_override(item: str) -> tuple[str, Any]:
-    """``"matter.band=12"`` → ``("matter.band", 12)`` (value parsed as YAML)."""
+    """``"matter.band=12"`` → ``("matter.band", 12)`` (the value parsed as YAML)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. matter.backend=vitmatte)")
     key, _, raw = item.partition("=")
@@ -108,130 +165,326 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(cfg: dict[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
-    """Return a copy of ``cfg`` with dotted overrides applied.
+Overrides = Mapping[str, Any] | Sequence[str] | None
 
-    ``overrides`` is a mapping (``{"matter.backend": "vitmatte"}`` or ``{"matter__backend": ...}``)
-    or a list of ``key=value`` strings. Changing a stage's ``backend`` drops the old backend's keys
-    that the new one does not take.
+
+def overrides_layer(overrides: Overrides) -> dict[str, Any]:
+    """Dotted overrides (strings ``key=value`` or a mapping, ``__`` for ``.``) as a nested mapping.
+
+    Raises:
+        ConfigError: a malformed item, or a key that is both a value and a section.
     """
-    import copy
-
-    out = copy.deepcopy(cfg)
-    items = [parse_override(s) for s in overrides] if isinstance(overrides, (list, tuple)) else list((overrides or {}).items())
+    items = ([parse_override(s) for s in overrides] if isinstance(overrides, (list, tuple))
+             else list((overrides or {}).items()))
+    out: dict[str, Any] = {}
     for key, value in items:
-        parts = key.replace("__", ".").split(".")
+        parts = str(key).replace("__", ".").split(".")
+        if any(not p for p in parts):
+            raise ConfigError(f"override key {key!r} is not valid; use section.key=value")
         node = out
         for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
+            child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 raise ConfigError(f"cannot set {key!r}: {part!r} is a value, not a section")
             node = child
-        if parts[-1] == "backend" and node.get("backend") != value and len(parts) == 2 and parts[0] in ROLES:
-            node.clear()
         node[parts[-1]] = value
     return out
 
 
-def validate(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Check every section and key; returns a normalised config (every role present).
+@dataclass
+class Composed:
+    """A merged, not yet validated config.
+
+    Attributes:
+        data: the sections.
+        sources: dotted key (``"trimapper.band"``, or a section name) → where it was last set
+            (a file path, ``overlay NAME``, or ``override``).
+        base: the spec's base config (name or path).
+    """
+
+    data: dict[str, Any]
+    sources: dict[str, str]
+    base: str
+
+    def source(self, key: str) -> str:
+        section = key.split(".")[0]
+        return self.sources.get(key) or self.sources.get(section) or "the config"
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``"classical+hfa+x"`` → ``("classical", ["hfa", "x"])``; an existing file path is kept whole.
 
     Raises:
-        ConfigError: unknown section, unknown key (valid keys listed), wrong type, unknown backend.
+        ConfigError: an empty part (``"classical+"``).
     """
-    out: dict[str, Any] = {}
-    for section in cfg:
-        if section not in ("pipeline", *ROLES):
-            raise ConfigError(f"unknown config section {section!r}; valid sections: pipeline, {', '.join(ROLES)}")
-    settings = dict(cfg.get("pipeline") or {})
-    for key, value in settings.items():
-        if key not in _SETTINGS_KEYS:
-            raise ConfigError(f"unknown key 'pipeline.{key}'; valid keys: {', '.join(_SETTINGS_KEYS)}")
-        default = getattr(PipelineSettings, key)
-        settings[key] = _coerce(f"pipeline.{key}", value, type(default))
-    out["pipeline"] = settings
-    for role in ROLES:
-        section = cfg.get(role)
-        if section is None or section == "none":
-            section = {"backend": "none"}
-        if isinstance(section, str):
-            section = {"backend": section}
-        if not isinstance(section, dict):
-            raise ConfigError(f"section {role!r} must be a mapping with a 'backend' key")
-        section = dict(section)
-        backend = section.get("backend")
-        if backend is None:
-            raise ConfigError(f"section {role!r} has no 'backend'; set {role}.backend=NAME")
-        if backend == "none":
-            if role not in OPTIONAL_ROLES:
-                raise ConfigError(f"{role} is required; it cannot be 'none'")
-            if len(section) > 1:
-                raise ConfigError(f"{role}.backend is 'none' but other keys are set: {sorted(set(section) - {'backend'})}")
-        else:
-            builder = resolve(role, str(backend))
-            valid = parameters(builder)
-            hints = _type_hints(builder)
-            for key, value in section.items():
-                if key == "backend":
-                    continue
-                if key not in valid:
-                    raise ConfigError(f"unknown key '{role}.{key}' for {role} backend {backend!r}; valid keys: "
-                                      f"{', '.join(['backend', *sorted(valid)])}")
-                if value is None:
-                    continue
-                typ = hints.get(key)
-                default = valid[key].default
-                if typ is None and default is not None and default is not valid[key].empty:
-                    typ = type(default)
-                if typ is not None:
-                    section[key] = _coerce(f"{role}.{key}", value, typ)
-        out[role] = section
-    return out
+    spec = str(spec).strip()
+    if Path(spec).is_file() or "+" not in spec:
+        if not spec:
+            raise ConfigError("config spec is empty; use NAME_OR_YAML[+OVERLAY...], e.g. classical+hfa")
+        return spec, []
+    parts = [p.strip() for p in spec.split("+")]
+    if any(not p for p in parts):
+        raise ConfigError(f"config spec {spec!r} is not valid; use NAME_OR_YAML[+OVERLAY...], e.g. classical+hfa")
+    return parts[0], parts[1:]
 
 
-def _type_hints(builder: Any) -> dict[str, type]:
-    """Plain scalar type of each constructor argument (``int | None`` → ``int``), where one is clear."""
-    import typing
+def compose(spec: str | os.PathLike, overrides: Overrides = None, kind: str = "pipeline") -> Composed:
+    """Merge a config spec and overrides (file → overlays → overrides) without validating.
 
+    Args:
+        spec: shipped name or YAML path, optionally ``+OVERLAY`` parts (a shipped overlay of
+            ``layerkit/configs/overlay/`` or a YAML path).
+        overrides: dotted overrides, order-independent among themselves.
+        kind: ``pipeline`` or ``train``.
+
+    Raises:
+        ConfigError: unknown config or overlay, unreadable YAML, a section that is not a mapping.
+    """
+    base, overlays = parse_spec(os.fspath(spec))
+    layers: list[tuple[str, dict[str, Any]]] = [(str(config_path(base, kind)), read_yaml(base, kind))]
+    for name in overlays:
+        layers.append((f"overlay {name}", read_yaml(name, "overlay")))
+    if overrides:
+        layers.append(("override", overrides_layer(overrides)))
+    stage_sections = set(ROLES) | set(ROLE_ALIASES) if kind == "pipeline" else set()
+    data: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for section, body in layer.items():
+            section = _current_name(section, source) if kind == "pipeline" else section
+            if section in stage_sections:
+                _merge_stage(data, sources, section, body, source)
+            else:
+                _merge_plain(data, sources, section, body, source)
+    return Composed(data, sources, base)
+
+
+def _current_name(section: str, source: str) -> str:
+    new = ROLE_ALIASES.get(section)
+    if new is None:
+        return section
+    warnings.warn(f"config section {section!r} ({source}) is now called {new!r}; the old name will be removed "
+                  "in the next release", DeprecationWarning, stacklevel=4)
+    return new
+
+
+def _merge_stage(data: dict[str, Any], sources: dict[str, str], role: str, body: Any, source: str) -> None:
+    if body is None or isinstance(body, str):
+        body = {"backend": body or "none"}
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{source}: section {role!r} must be a mapping with a 'backend' key (or a backend name), "
+                          f"got {body!r}")
+    current = data.get(role)
+    if "backend" in body and (current is None or body["backend"] != current.get("backend")):
+        current = {}
+        for key in [k for k in sources if k.startswith(f"{role}.")]:
+            del sources[key]
+    current = dict(current or {})
+    for key, value in body.items():
+        current[str(key)] = value
+        sources[f"{role}.{key}"] = source
+    data[role] = current
+    sources.setdefault(role, source)
+
+
+def _merge_plain(data: dict[str, Any], sources: dict[str, str], section: str, body: Any, source: str,
+                 prefix: str = "") -> None:
+    key = f"{prefix}{section}"
+    if isinstance(body, Mapping) and isinstance(data.get(section, {}), dict):
+        node = data.setdefault(section, {})
+        sources.setdefault(key, source)
+        for k, v in body.items():
+            _merge_plain(node, sources, str(k), v, source, prefix=f"{key}.")
+    else:
+        data[section] = body
+        sources[key] = source
+
+
+# ---------------------------------------------------------------------- schemas
+_SIMPLE = (int, float, bool, str)
+
+
+def _omega_type(hint: Any) -> Any:
+    """The OmegaConf field type for a constructor hint: scalars, Optional scalars, lists of
+    scalars; ``Any`` for everything else (validated by the constructor itself)."""
+    if hint in _SIMPLE:
+        return hint
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            inner = _omega_type(rest[0])
+            return Optional[inner] if inner is not Any else Any
+        return Any
+    if origin in (list, tuple, Sequence, typing.Sequence, __import__("collections.abc").abc.Sequence):
+        elems = [a for a in args if a is not Ellipsis]
+        if len(set(elems)) == 1 and elems[0] in _SIMPLE:
+            return list[elems[0]]  # type: ignore[index]
+        return list[Any]
+    return Any
+
+
+def _hints(builder: Callable[..., Any]) -> dict[str, Any]:
     target = builder.__init__ if isinstance(builder, type) else builder
     try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # unresolvable forward references: fall back to the defaults' types
-        return {}
-    out: dict[str, type] = {}
-    for name, hint in hints.items():
-        args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        if len(args) == 1 and args[0] in (int, float, bool, str):
-            out[name] = args[0]
+        return typing.get_type_hints(target)
+    except Exception:  # a TYPE_CHECKING-only name: resolve what can be resolved, one by one
+        out: dict[str, Any] = {}
+        module = inspect.getmodule(target)
+        ns = vars(module) if module else {}
+        for name, ann in getattr(target, "__annotations__", {}).items():
+            try:
+                out[name] = eval(ann, ns) if isinstance(ann, str) else ann  # noqa: S307 - annotations of our own code
+            except Exception:
+                out[name] = Any
+        return out
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_cached(builder: Callable[..., Any], exclude: tuple[str, ...], defaults: tuple[tuple[str, Any], ...]) -> type:
+    hints = _hints(builder)
+    given = dict(defaults)
+    fields = []
+    for name, p in parameters(builder, exclude).items():
+        typ = _omega_type(hints.get(name, Any))
+        default = given.get(name, p.default)
+        if default is p.empty:
+            fields.append((name, typ))
+            continue
+        if isinstance(default, (list, tuple, dict)):
+            fields.append((name, typ, dataclasses.field(default_factory=functools.partial(_copy, default))))
+        elif default is not None and not isinstance(default, _SIMPLE):
+            fields.append((name, Any, dataclasses.field(default=None)))
+        else:
+            fields.append((name, typ, dataclasses.field(default=default)))
+    fields.sort(key=lambda f: len(f) == 3)  # dataclasses: required fields first
+    name = getattr(builder, "__qualname__", "builder").replace(".", "_") + "Config"
+    return dataclasses.make_dataclass(name, fields)
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else type(value)(value)
+
+
+def schema_of(builder: Callable[..., Any], exclude: Sequence[str] = (), defaults: Mapping[str, Any] | None = None) -> type:
+    """A dataclass schema of ``builder``'s keyword arguments: typed fields (scalars, Optional scalars,
+    lists of scalars, else ``Any``) with the signature's defaults (or ``defaults``)."""
+    return _schema_cached(builder, tuple(exclude), tuple(sorted((defaults or {}).items())))
+
+
+def structured(schema: type, values: Mapping[str, Any], section: str, composed: Composed | None = None,
+               what: str = "", fill: bool = True) -> dict[str, Any]:
+    """Validate ``values`` against ``schema`` with OmegaConf; the filled-in plain dict.
+
+    Args:
+        schema: a dataclass.
+        values: the section's keys.
+        section: dotted name of the section, for messages.
+        composed: where keys came from, for messages.
+        what: words after the key in an unknown-key message (``"for matter backend 'x'"``).
+        fill: return every field (defaults filled in); False: only the keys of ``values``, converted.
+
+    Raises:
+        ConfigError: an unknown key (the valid ones listed), a wrong type, a required key missing.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
+
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+
+    def where(key: str) -> str:
+        return composed.source(f"{section}.{key}") if composed else "the config"
+
+    for key in values:
+        if key not in fields:
+            valid = ", ".join((["backend"] if what else []) + sorted(fields))
+            raise ConfigError(f"{where(key)}: unknown key '{section}.{key}'{(' ' + what) if what else ''}; valid keys: {valid}")
+    try:
+        conf = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
+        out: dict[str, Any] = OmegaConf.to_container(conf, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
+    except (ValidationError, ConfigKeyError, MissingMandatoryValue) as e:
+        key = str(getattr(e, "full_key", "") or "").split(".")[0] or "?"
+        if isinstance(e, MissingMandatoryValue):
+            raise ConfigError(f"{where(key)}: '{section}.{key}' is required; set {section}.{key}=VALUE") from None
+        want = _describe(typing.get_type_hints(schema).get(key))
+        raise ConfigError(f"{where(key)}: {section}.{key} must be {want}, got {values.get(key)!r}") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"section {section!r}: {str(e).splitlines()[0]}") from None
+    return out if fill else {k: out[k] for k in values}
+
+
+def _describe(hint: Any) -> str:
+    """``bool`` → "true or false", ``Optional[int]`` → "of type int (or null)", ``list[str]`` → "a list of str"."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = typing.get_origin(hint) is typing.Union and len(args) == 1
+    if optional:
+        hint = args[0]
+    if hint is bool:
+        text = "true or false"
+    elif typing.get_origin(hint) is list:
+        inner = typing.get_args(hint)
+        text = f"a list of {getattr(inner[0], '__name__', 'values')}" if inner else "a list"
+    else:
+        text = f"of type {getattr(hint, '__name__', str(hint))}"
+    return text + (" (or null)" if optional else "")
+
+
+# ---------------------------------------------------------------------- pipelines
+def validate(composed: Composed) -> dict[str, Any]:
+    """Validate a composed pipeline config: every section, key and value; every role present.
+
+    Raises:
+        ConfigError: unknown section, unknown key (valid keys listed), wrong type, unknown backend,
+            a required role set to ``none``.
+    """
+    cfg = composed.data
+    for section in cfg:
+        if section not in ("pipeline", *ROLES):
+            raise ConfigError(f"{composed.source(section)}: unknown config section {section!r}; valid sections: "
+                              f"pipeline, {', '.join(ROLES)}")
+    settings = cfg.get("pipeline") or {}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"{composed.source('pipeline')}: section 'pipeline' must be a mapping of settings "
+                          f"({', '.join(f.name for f in dataclasses.fields(PipelineSettings))}), got {settings!r}")
+    out: dict[str, Any] = {"pipeline": structured(PipelineSettings, settings, "pipeline", composed)}
+    for role in ROLES:
+        section = dict(cfg.get(role) or {"backend": "none"})
+        backend = section.pop("backend", None)
+        if backend is None:
+            raise ConfigError(f"{composed.source(role)}: section {role!r} has no 'backend'; set {role}.backend=NAME")
+        backend = str(backend)
+        if backend == "none":
+            if role not in OPTIONAL_ROLES:
+                raise ConfigError(f"{composed.source(role + '.backend')}: {role} is required; it cannot be 'none'")
+            if section:
+                raise ConfigError(f"{composed.source(role)}: {role}.backend is 'none' but other keys are set: "
+                                  f"{', '.join(sorted(section))}")
+            out[role] = {"backend": "none"}
+            continue
+        builder = resolve(role, backend)
+        params = structured(schema_of(builder), section, role, composed, what=f"for {role} backend {backend!r}",
+                            fill=False)
+        hints = _hints(builder)
+        for key, value in params.items():  # constructors that declare tuples get tuples back
+            if isinstance(value, list) and typing.get_origin(hints.get(key)) is tuple:
+                params[key] = tuple(value)
+        out[role] = {"backend": backend, **params}
     return out
 
 
-def _coerce(key: str, value: Any, typ: type) -> Any:
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if typ is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if typ is str and isinstance(value, str):
-        return value
-    if typ in (tuple, list) and isinstance(value, (list, tuple)):
-        return typ(value)
-    if typ in (int, float, str, tuple, list):
-        raise ConfigError(f"{key} must be of type {typ.__name__}, got {value!r}")
-    return value
+def load_config(spec: str | os.PathLike, overrides: Overrides = None) -> dict[str, Any]:
+    """Compose and validate a pipeline config (see the module docstring)."""
+    composed = compose(spec, overrides, "pipeline")
+    cfg = validate(composed)
+    spec = os.fspath(spec)
+    named_by_user = composed.sources.get("pipeline.name") == "override"
+    if not named_by_user and not spec.endswith((".yaml", ".yml")) and (
+            "+" in spec or cfg["pipeline"]["name"] == "custom"):
+        cfg["pipeline"]["name"] = spec  # "classical+hfa": the spec names the pipeline
+    return cfg
 
 
-def load_config(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] | Sequence[str] | None = None) -> dict[str, Any]:
-    """Read, override and validate a pipeline config."""
-    return validate(apply_overrides(read_yaml(name_or_path), overrides))
-
-
-def build_stages(cfg: dict[str, Any]) -> dict[str, Any]:
+def build_stages(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Build every stage of a validated config (``None`` for ``backend: none``)."""
     stages = {}
     for role in ROLES:
@@ -241,116 +494,8 @@ def build_stages(cfg: dict[str, Any]) -> dict[str, Any]:
     return stages
 
 
-def dump_config(cfg: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write a config dict as YAML (atomically)."""
-    from layerkit.io.atomic import atomic_path
-
-    with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(yaml.safe_dump(_plain(cfg), sort_keys=False))
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
-
-
-# ---------------------------------------------------------------------- config specs
-# A *config spec* is a shipped config name or a YAML path, optionally followed by ``+OVERLAY``
-# parts. An overlay is a partial pipeline config, ``layerkit/configs/overlay/OVERLAY.yaml`` (or a
-# YAML path), applied on top of the base config exactly like dotted overrides (changing a stage's
-# ``backend`` drops the old backend's keys): ``classical+hfa`` = ``classical.yaml`` with
-# ``overlay/hfa.yaml`` on top.
-
-def overlay_dir() -> Path:
-    """Folder of the shipped overlays (``layerkit/configs/overlay``)."""
-    return config_dir("overlay")
-
-
-def available_overlays() -> list[str]:
-    """Names of the shipped overlays."""
-    d = overlay_dir()
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
-
-
-def parse_spec(spec: str) -> tuple[str, list[str]]:
-    """``"classical+hfa+x"`` → ``("classical", ["hfa", "x"])``; an existing file path is kept whole.
-
-    Raises:
-        ConfigError: an empty part (``"classical+"``).
-    """
-    spec = spec.strip()
-    if Path(spec).is_file():
-        return spec, []
-    parts = [p.strip() for p in spec.split("+")]
-    if not parts or any(not p for p in parts):
-        raise ConfigError(f"config spec {spec!r} is not valid; use NAME_OR_YAML[+OVERLAY...], e.g. classical+hfa")
-    return parts[0], parts[1:]
-
-
-def overlay_path(name: str, spec: str = "") -> Path:
-    """Path of overlay ``name`` (a shipped overlay's name or a YAML path).
-
-    Raises:
-        ConfigError: no such overlay; the message lists the available ones.
-    """
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ConfigError(f"overlay file {name!r} does not exist")
-        return p
-    p = overlay_dir() / f"{name}.yaml"
-    if not p.is_file():
-        avail = ", ".join(available_overlays()) or "none shipped"
-        raise ConfigError(f"unknown overlay {name!r}{f' in config spec {spec!r}' if spec else ''}; available overlays: "
-                          f"{avail} (files layerkit/configs/overlay/NAME.yaml), or give a path to a .yaml file")
-    return p
-
-
-def flatten_overlay(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A partial config as dotted overrides, each section's ``backend`` first.
-
-    ``{"refiner": {"backend": "hfa", "levels": 2}, "grounder": "none"}`` →
-    ``{"refiner.backend": "hfa", "refiner.levels": 2, "grounder.backend": "none"}``.
-    """
-    out: dict[str, Any] = {}
-    for section, body in cfg.items():
-        if isinstance(body, Mapping):
-            keys = sorted(body, key=lambda k: k != "backend")  # stable: backend first
-            for k in keys:
-                out[f"{section}.{k}"] = body[k]
-        else:  # "refiner: none" / "matter: vitmatte" name the backend only
-            out[f"{section}.backend"] = body
-    return out
-
-
-def spec_overrides(spec: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> tuple[str, dict[str, Any]]:
-    """The base config and the ordered dotted overrides that a spec plus ``--set`` items mean.
-
-    Later parts win: each overlay over the ones before it, user overrides over all overlays. A
-    part that sets a stage's ``backend`` drops the earlier parts' keys of that stage, so that
-    ``classical+hfa`` with ``refiner.backend=wavelet`` is plain ``classical``'s refiner, not a
-    wavelet refiner handed HFA's ``checkpoint``.
-
-    Returns:
-        ``(base_name_or_path, overrides)``, ready for ``Pipeline.from_config``.
-    """
-    base, overlays = parse_spec(spec)
-    merged: dict[str, Any] = {}
-
-    def put(part: Mapping[str, Any] | Any) -> None:
-        items = list(part.items()) if isinstance(part, Mapping) else list(part)
-        for section in {k.split(".")[0] for k, _ in items if k.endswith(".backend")}:
-            for key in [k for k in merged if k.split(".")[0] == section]:
-                del merged[key]
-        for k, v in items:
-            merged.pop(k, None)
-            merged[k] = v
-
-    for name in overlays:
-        put(flatten_overlay(read_yaml(str(overlay_path(name, spec)), kind="overlay")))
-    put(overrides if isinstance(overrides, Mapping) else (parse_override(s) for s in overrides))
-    merged.setdefault("pipeline.name", spec)
-    return base, merged
+# ---------------------------------------------------------------------- training runs
+def validate_args(section: str, values: Mapping[str, Any], builder: Callable[..., Any],
+                  exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """Validate a section of keyword arguments of ``builder`` (training ``data``/``model``)."""
+    return structured(schema_of(builder, exclude), values, section)

@@ -28,7 +28,10 @@ import numpy as np
 
 from layerkit.errors import EditError
 from layerkit.ops.compositing import over
-from layerkit.types import Layer, LayerStack
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the functions build new layers with type(layer) / type(stack): no import of the nouns
+    from layerkit.types import Layer, LayerStack
 
 LayerRef = int | str
 
@@ -67,8 +70,8 @@ def _object_index(stack: LayerStack, ref: LayerRef, what: str) -> int:
 
 def _replace(stack: LayerStack, i: int, rgba: np.ndarray, **changes: Any) -> LayerStack:
     old = stack[i]
-    new = Layer(rgba, name=changes.get("name", old.name), prompt=old.prompt, visible=changes.get("visible", old.visible))
-    return LayerStack([*stack.layers[:i], new, *stack.layers[i + 1:]])
+    new = type(old)(rgba, name=changes.get("name", old.name), prompt=old.prompt, visible=changes.get("visible", old.visible))
+    return type(stack)([*stack.layers[:i], new, *stack.layers[i + 1:]])
 
 
 def shift_rgba(rgba: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -211,8 +214,8 @@ def duplicate(stack: LayerStack, ref: LayerRef, dx: int = 0, dy: int = 0, name: 
     src = stack[i]
     rgba = shift_rgba(src.rgba, int(dx), int(dy)) if float(dx).is_integer() and float(dy).is_integer() \
         else warp_rgba(src.rgba, np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]]))
-    copy = Layer(rgba, name=name or f"{src.name} copy", prompt=src.prompt, visible=src.visible)
-    return LayerStack([*stack.layers[:i + 1], copy, *stack.layers[i + 1:]])
+    copy = type(src)(rgba, name=name or f"{src.name} copy", prompt=src.prompt, visible=src.visible)
+    return type(stack)([*stack.layers[:i + 1], copy, *stack.layers[i + 1:]])
 
 
 def remove(stack: LayerStack, ref: LayerRef) -> LayerStack:
@@ -222,7 +225,7 @@ def remove(stack: LayerStack, ref: LayerRef) -> LayerStack:
         EditError: missing layer or background.
     """
     i = _object_index(stack, ref, "removed")
-    return LayerStack([layer for j, layer in enumerate(stack.layers) if j != i])
+    return type(stack)([layer for j, layer in enumerate(stack.layers) if j != i])
 
 
 def reorder(stack: LayerStack, ref: LayerRef, position: int) -> LayerStack:
@@ -238,7 +241,7 @@ def reorder(stack: LayerStack, ref: LayerRef, position: int) -> LayerStack:
         raise EditError(f"position {position} is outside 1..{n - 1}; position 0 is the background's")
     layers = [layer for j, layer in enumerate(stack.layers) if j != i]
     layers.insert(pos, stack[i])
-    return LayerStack(layers)
+    return type(stack)(layers)
 
 
 def set_visible(stack: LayerStack, ref: LayerRef, visible: bool) -> LayerStack:
@@ -276,8 +279,8 @@ def merge(stack: LayerStack, first: LayerRef, last: LayerRef, name: str | None =
     out: np.ndarray = np.zeros((h, w, 4), np.float32)
     for layer in part:
         out = over(layer.rgba, out)
-    merged = Layer(out, name=name or "+".join(layer.name for layer in stack.layers[a:b + 1]))
-    return LayerStack([*stack.layers[:a], merged, *stack.layers[b + 1:]])
+    merged = type(stack.layers[a])(out, name=name or "+".join(layer.name for layer in stack.layers[a:b + 1]))
+    return type(stack)([*stack.layers[:a], merged, *stack.layers[b + 1:]])
 
 
 @dataclass

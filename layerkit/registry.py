@@ -14,9 +14,12 @@ from typing import Any, Callable
 
 from layerkit.errors import ConfigError
 
-ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer", "completion")
+ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer",
+         "proposer", "orderer", "completion")
 #: Roles a pipeline can run without (``backend: none``).
-OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "completion")
+OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "proposer", "orderer", "completion")
+#: Old config section names → today's (accepted with a DeprecationWarning for one release).
+ROLE_ALIASES: dict[str, str] = {}
 
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
@@ -52,6 +55,15 @@ REGISTRY: dict[str, dict[str, str]] = {
     "multilayer": {
         "qwen_layered": "layerkit.modules.multilayer.qwen_layered:QwenLayeredDecomposer",
     },
+    # image → object candidates, for Pipeline.layers() without prompts
+    "proposer": {
+        "saliency": "layerkit.modules.proposal.saliency:SaliencyProposer",
+        "grounded": "layerkit.modules.proposal.grounded:GroundedProposer",
+    },
+    # objects segmented on one image → front-to-back order, for Pipeline.layers(order="auto")
+    "orderer": {
+        "occlusion": "layerkit.modules.ordering.evidence:OcclusionOrderer",
+    },
     # finished stack → stack with each layer's hidden part completed; used by Pipeline.layers
     "completion": {
         "exemplar": "layerkit.modules.completion.exemplar:ExemplarCompleter",
@@ -86,15 +98,15 @@ def resolve(role: str, backend: str) -> Callable[..., Any]:
         raise ConfigError(f"{module_name} has no attribute {attr!r} (from {role} backend {backend!r})") from None
 
 
-def parameters(builder: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    """Keyword parameters a builder accepts (its config keys)."""
+def parameters(builder: Callable[..., Any], exclude: tuple[str, ...] | list[str] = ()) -> dict[str, inspect.Parameter]:
+    """Keyword parameters a builder accepts (its config keys), less ``exclude``."""
     sig = inspect.signature(builder)
     return {n: p for n, p in sig.parameters.items()
-            if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            if n not in ("self", *exclude) and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def build(role: str, backend: str, params: dict[str, Any] | None = None) -> Any:
-    """Build a stage from its backend name and keyword parameters; the config is attached.
+    """Build a stage from its backend name and keyword parameters (the stage records them).
 
     Raises:
         ConfigError: unknown backend, a key the backend does not take (valid keys listed), or a
@@ -111,8 +123,13 @@ def build(role: str, backend: str, params: dict[str, Any] | None = None) -> Any:
         stage = builder(**params)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"cannot build {role} backend {backend!r}: {e}") from None
-    try:
-        stage.layerkit_config = {"backend": backend, **params}
-    except AttributeError:
-        pass
     return stage
+
+
+def backend_name(role: str, cls: type) -> str:
+    """The registry name of ``cls`` for ``role``, else its import path ``module:Qualname``."""
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    for name, entry in REGISTRY.get(role, {}).items():
+        if entry == target:
+            return name
+    return target

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from layerkit import editing
 from layerkit.errors import PromptError
 from layerkit.ops.compositing import over
 
@@ -304,52 +305,44 @@ class LayerStack:
     # ``ref`` is a layer index (0 = background) or name.
     def move(self, ref: int | str, dx: float, dy: float) -> "LayerStack":
         """Shift a layer by ``(dx, dy)`` pixels (integer shifts keep alpha bit-exact)."""
-        return _edit("move", self, ref, dx, dy)
+        return editing.move(self, ref, dx, dy)
 
     def scale(self, ref: int | str, factor: float, center: tuple[float, float] | None = None) -> "LayerStack":
         """Scale a layer about ``center`` (default: its alpha box centre)."""
-        return _edit("scale", self, ref, factor, center)
+        return editing.scale(self, ref, factor, center)
 
     def rotate(self, ref: int | str, degrees: float, center: tuple[float, float] | None = None) -> "LayerStack":
         """Rotate a layer counter-clockwise by ``degrees`` about ``center``."""
-        return _edit("rotate", self, ref, degrees, center)
+        return editing.rotate(self, ref, degrees, center)
 
     def recolor(self, ref: int | str, hue: float = 0.0, saturation: float = 1.0, brightness: float = 1.0) -> "LayerStack":
         """Shift hue (degrees) and scale saturation/brightness of a layer; alpha is untouched."""
-        return _edit("recolor", self, ref, hue, saturation, brightness)
+        return editing.recolor(self, ref, hue, saturation, brightness)
 
     def duplicate(self, ref: int | str, dx: int = 0, dy: int = 0, name: str | None = None) -> "LayerStack":
         """Copy a layer above itself, shifted by ``(dx, dy)``."""
-        return _edit("duplicate", self, ref, dx, dy, name)
+        return editing.duplicate(self, ref, dx, dy, name)
 
     def remove(self, ref: int | str) -> "LayerStack":
-        return _edit("remove", self, ref)
+        return editing.remove(self, ref)
 
     def reorder(self, ref: int | str, position: int) -> "LayerStack":
         """Move a layer to ``position`` in the bottom → top order."""
-        return _edit("reorder", self, ref, position)
+        return editing.reorder(self, ref, position)
 
     def hide(self, ref: int | str) -> "LayerStack":
-        return _edit("hide", self, ref)
+        return editing.hide(self, ref)
 
     def show(self, ref: int | str) -> "LayerStack":
-        return _edit("show", self, ref)
+        return editing.show(self, ref)
 
     def merge(self, first: int | str, last: int | str, name: str | None = None) -> "LayerStack":
         """Merge the adjacent layers ``first`` … ``last`` into one."""
-        return _edit("merge", self, first, last, name)
+        return editing.merge(self, first, last, name)
 
     def edit(self, edits: Sequence[Any]) -> "LayerStack":
         """Apply a sequence of edits (see :func:`layerkit.editing.apply_edits`)."""
-        from layerkit.editing import apply_edits
-
-        return apply_edits(self, edits)
-
-
-def _edit(op: str, stack: LayerStack, *args: Any) -> LayerStack:
-    import layerkit.editing as editing
-
-    return getattr(editing, op)(stack, *args)
+        return editing.apply_edits(self, edits)
 
 
 @dataclass
@@ -383,3 +376,4 @@ class DecompositionResult:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> str:
         """Save :attr:`layers` (see :meth:`LayerStack.save`)."""
         return self.layers.save(path, overwrite=overwrite)
+

@@ -14,7 +14,7 @@ from test_eval_composites import OraclePipe, write_data
 
 from layerkit import Pipeline
 from layerkit.cli import main
-from layerkit.config import flatten_overlay, parse_spec, spec_overrides
+from layerkit.config import compose, parse_spec
 from layerkit.errors import ConfigError, OutputError
 from layerkit.evaluation.composites import METRICS
 from layerkit.evaluation.report import Run, render_html, worst_first
@@ -43,22 +43,18 @@ def test_parse_spec(tmp_path: Path) -> None:
         parse_spec("classical+")
 
 
-def test_flatten_overlay_puts_backend_first() -> None:
-    flat = flatten_overlay({"refiner": {"levels": 3, "backend": "wavelet"}, "grounder": "none"})
-    assert list(flat.items()) == [("refiner.backend", "wavelet"), ("refiner.levels", 3), ("grounder.backend", "none")]
-
-
-def test_spec_overrides_order_and_errors(overlays: Path) -> None:
-    base, ov = spec_overrides("classical+nofreq+wav3", ["trimapper.band_ratio=0.08"])
-    assert base == "classical"
-    assert ov == {"refiner.backend": "wavelet", "refiner.levels": 3, "trimapper.band_ratio": 0.08,
-                  "pipeline.name": "classical+nofreq+wav3"}
-    _, ov = spec_overrides("classical+wav3", ["refiner.backend=none"])
-    assert ov == {"refiner.backend": "none", "pipeline.name": "classical+wav3"}  # the user's backend drops the overlay's refiner keys
-    with pytest.raises(ConfigError, match="unknown overlay 'nope'.*available overlays: nofreq, wav3"):
-        spec_overrides("classical+nope")
+def test_compose_layers_overlays_then_overrides(overlays: Path) -> None:
+    c = compose("classical+nofreq+wav3", ["trimapper.band_ratio=0.08"])
+    assert c.base == "classical"
+    assert c.data["refiner"] == {"backend": "wavelet", "levels": 3}  # wav3 switched the backend nofreq had set
+    assert c.data["trimapper"]["band_ratio"] == 0.08 and c.sources["trimapper.band_ratio"] == "override"
+    assert c.sources["refiner.levels"] == "overlay wav3"
+    c = compose("classical+wav3", ["refiner.backend=none"])
+    assert c.data["refiner"] == {"backend": "none"}  # the user's backend drops the overlay's refiner keys
+    with pytest.raises(ConfigError, match="unknown overlay config 'nope'.*shipped overlay configs: nofreq, wav3"):
+        compose("classical+nope")
     with pytest.raises(ConfigError, match="does not exist"):
-        spec_overrides("classical+/no/such.yaml")
+        compose("classical+/no/such.yaml")
 
 
 def test_from_config_with_overlays(overlays: Path) -> None:
@@ -82,9 +78,9 @@ def test_run_items_and_progress() -> None:
 
     recs = run_items([0, 1, 2], work, str, bar)
     assert recs[1] == {"id": "1", "error": "ValueError: bad one"}
-    lines = buf.getvalue().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("[x 1/3] 0 ok |") and "ETA" in lines[0]
-    assert lines[1].startswith("[x 2/3] 1 FAILED (ValueError: bad one)") and lines[2].endswith("ETA 0:00")
+    text = buf.getvalue()  # one tqdm bar: count, ETA (elapsed<remaining), the item's status and failures so far
+    assert "x: 100%" in text and "3/3" in text and "<00:00" in text
+    assert "1 failed" in text and bar.failed == 1
     assert summarise(recs, ["v"]) == {"v": 1.0}
     assert math.isnan(summarise([{"id": "a", "error": "e"}], ["v"])["v"])
 
@@ -159,7 +155,7 @@ def test_bench_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overlays: Pa
 def test_bench_cli_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture, overlays: Path) -> None:
     data = write_data(tmp_path / "data", n=1)
     out = tmp_path / "bench"
-    for configs, msg in (("classical+nope", "unknown overlay 'nope'"), ("classical,classical", "twice"),
+    for configs, msg in (("classical+nope", "unknown overlay config 'nope'"), ("classical,classical", "twice"),
                          (",", "empty"), ("nosuchconfig", "unknown pipeline config")):
         assert main(["bench", "--data", str(data), "--configs", configs, "-o", str(out)]) == 2
         err = capsys.readouterr().err.strip().splitlines()

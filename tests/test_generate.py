@@ -98,7 +98,9 @@ def test_text_prompt_through_the_layeringdiff_stages(pipe: Any) -> None:
     np.testing.assert_allclose(res.prompt.boxes[-1], det.boxes[0], atol=1e-4)  # the best box was used
     assert res.layers.names == ["background", "a red disc"]
     assert (res.alpha[res.trimap == 1.0] == 1.0).all() and (res.alpha[res.trimap == 0.0] == 0.0).all()
-    assert np.abs(res.layers.composite() - c["image"]).max() < 1e-4
+    # exact recomposition but where F had to clip under α ≥ 0.5 (docs/architecture.md, consistency)
+    bad = np.abs(res.layers.composite() - c["image"]).max(axis=2) > 1e-4
+    assert bad.mean() <= 1e-3 and (res.alpha[bad] >= 0.5).all()
 
 
 def test_generate_layers_from_phrase_or_indices(pipe: Any) -> None:
@@ -123,10 +125,10 @@ def test_generate_needs_a_generator() -> None:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def _write_config(tmp_path: Path, overrides: dict[str, Any]) -> str:
-    from layerkit.config import apply_overrides, dump_config, read_yaml
+    from layerkit.config import compose, dump_config
 
     path = tmp_path / "tiny_layeringdiff.yaml"
-    dump_config(apply_overrides(read_yaml("layeringdiff"), overrides), path)
+    dump_config(compose("layeringdiff", overrides).data, path)
     return str(path)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from layerkit.modules.ordering.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
-from layerkit.pipelines.ordering import object_box
+from layerkit.modules.ordering.evidence import object_box
 
 H, W = 80, 120
 

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import make_composite
+from layerkit.config import PipelineSettings
+from layerkit.modules.ordering.evidence import OcclusionOrderer
+from layerkit.modules.proposal.saliency import SaliencyProposer
 from layerkit.errors import PromptError
 from layerkit.ops.compositing import psnr
 from layerkit.pipelines.sequential import MAX_LAYERS, decompose_layers, peel_layers
@@ -45,8 +48,12 @@ class OraclePipe:
     """
 
     grounder = None
+    multilayer = None
+    settings = PipelineSettings()
 
     def __init__(self, gt: LayerStack) -> None:
+        self.proposer = SaliencyProposer()
+        self.orderer = OcclusionOrderer()
         self.gt = gt
         self.calls = 0
         self.targets = {}
@@ -69,7 +76,7 @@ class OraclePipe:
         best, score = None, 0.3
         for k, vis in self.targets.items():
             if prompt.boxes is not None:
-                from layerkit.pipelines.ordering import box_iou
+                from layerkit.ops.boxes import box_iou
 
                 s = box_iou(tuple(int(v) for v in prompt.boxes[0]), alpha_bbox(vis))
             else:

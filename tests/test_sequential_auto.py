@@ -1,4 +1,4 @@
-"""Occlusion ordering, duplicate tests, automatic mode (weight-free, grounder, SAM hook) and the backend path."""
+"""Occlusion ordering, duplicate tests, automatic mode (weight-free, grounded, any proposer stage) and the backend path."""
 
 from __future__ import annotations
 
@@ -6,28 +6,33 @@ import numpy as np
 import pytest
 
 from layerkit.evaluation.metrics import soft_iou
-from layerkit.modules.base import Detections
-from layerkit.pipelines import ordering as O
-from layerkit.pipelines.auto import auto_layers, find_candidates, grounded_prompts
-from layerkit.pipelines.sequential import peel_layers
+from layerkit.modules.base import Candidate, Detections, MultiLayer, Proposer
+from layerkit.modules.ordering import evidence as O
+from layerkit.modules.proposal.grounded import GroundedProposer, grounded_prompts
+from layerkit.modules.proposal.saliency import find_candidates
+from layerkit.ops import boxes as B
+from layerkit.ops.masks import same_object
+from layerkit.ops.prompts import prompts_equal
+from layerkit.pipelines.sequential import auto_layers, peel_layers
+from layerkit.errors import PromptError
 from layerkit.types import Layer, LayerStack, Prompt
 from test_sequential import OraclePipe, make_scene
 
 
 def test_box_helpers():
-    assert O.box_intersection((0, 0, 10, 10), (5, 5, 20, 20)) == (5, 5, 10, 10)
-    assert O.box_intersection((0, 0, 10, 10), (10, 0, 20, 10)) is None
-    assert O.box_union((0, 0, 10, 10), None) == (0, 0, 10, 10)
-    assert O.box_iou((0, 0, 10, 10), (0, 0, 10, 20)) == pytest.approx(0.5)
+    assert B.box_intersection((0, 0, 10, 10), (5, 5, 20, 20)) == (5, 5, 10, 10)
+    assert B.box_intersection((0, 0, 10, 10), (10, 0, 20, 10)) is None
+    assert B.box_union((0, 0, 10, 10), None) == (0, 0, 10, 10)
+    assert B.box_iou((0, 0, 10, 10), (0, 0, 10, 20)) == pytest.approx(0.5)
 
 
 def test_prompts_equal():
     a = Prompt(boxes=[[10, 10, 50, 50]])
-    assert O.prompts_equal(a, Prompt(boxes=[[10, 10, 50, 50.5]]))
-    assert not O.prompts_equal(a, Prompt(boxes=[[10, 10, 30, 50]]))
-    assert not O.prompts_equal(a, Prompt(boxes=[[10, 10, 50, 50]], points=[[20, 20]]))
-    assert O.prompts_equal(Prompt(points=[[3, 4]], text="Lamp"), Prompt(points=[[3.5, 4]], text="lamp"))
-    assert not O.prompts_equal(Prompt(points=[[3, 4]], labels=[1]), Prompt(points=[[3, 4]], labels=[0]))
+    assert prompts_equal(a, Prompt(boxes=[[10, 10, 50, 50.5]]))
+    assert not prompts_equal(a, Prompt(boxes=[[10, 10, 30, 50]]))
+    assert not prompts_equal(a, Prompt(boxes=[[10, 10, 50, 50]], points=[[20, 20]]))
+    assert prompts_equal(Prompt(points=[[3, 4]], text="Lamp"), Prompt(points=[[3.5, 4]], text="lamp"))
+    assert not prompts_equal(Prompt(points=[[3, 4]], labels=[1]), Prompt(points=[[3, 4]], labels=[0]))
 
 
 def _visible(gt: LayerStack, k: int) -> np.ndarray:
@@ -78,8 +83,8 @@ def test_same_object():
     a[2:8, 2:8] = 1
     b = a.copy()
     b[2, 2] = 0
-    assert O.same_object(a, b) > 0.95
-    assert O.same_object(a, np.roll(a, 4, axis=1)) is None
+    assert same_object(a, b) > 0.95
+    assert same_object(a, np.roll(a, 4, axis=1)) is None
 
 
 def test_find_candidates_finds_separate_salient_objects_and_stops_on_flat_images():
@@ -92,7 +97,7 @@ def test_find_candidates_finds_separate_salient_objects_and_stops_on_flat_images
     cands = find_candidates(img)
     assert len(cands) == 2
     boxes = sorted(c.box for c in cands)
-    assert O.box_iou(boxes[0], (15, 15, 45, 45)) > 0.7 and O.box_iou(boxes[1], (70, 50, 105, 80)) > 0.7
+    assert B.box_iou(boxes[0], (15, 15, 45, 45)) > 0.7 and B.box_iou(boxes[1], (70, 50, 105, 80)) > 0.7
     p = cands[0].prompt()
     x, y = p.points[0].astype(int)
     assert p.mask[y, x] and p.labels.tolist() == [1]
@@ -119,36 +124,39 @@ def test_grounded_prompts_suppress_repeats_and_low_scores():
     assert [p.boxes[0].tolist() for p in prompts] == [[55, 23, 90, 58], [10, 20, 70, 44]]
 
 
-def test_auto_mode_uses_a_configured_grounder_or_sam_masks():
+def test_auto_mode_uses_the_configured_proposer():
     s = make_scene()
     pipe = OraclePipe(s["gt"])
     pipe.grounder = _Grounder()
+    pipe.proposer = GroundedProposer()
     res = auto_layers(pipe, s["image"])
     assert res.mode == "auto-grounded" and res.stack.names[1:] == ["object_2", "object_1"]
 
-    class _Sam:
-        def automatic_masks(self, image: np.ndarray) -> list[np.ndarray]:
-            return [s["gt"][3].alpha > 0.5, np.zeros(image.shape[:2], bool) | (np.arange(120) < 2)[None, :]]
+    class _Masks(Proposer):  # any proposer stage, e.g. SAM's automatic masks
+        def __call__(self, image: np.ndarray, grounder: object = None) -> list[Candidate]:
+            thin = np.zeros(image.shape[:2], bool) | (np.arange(120) < 2)[None, :]
+            return [Candidate(s["gt"][3].alpha > 0.5, (0, 0, 1, 1), 1.0), Candidate(thin, (0, 0, 2, 90), 0.5)]
 
     pipe = OraclePipe(s["gt"])
-    pipe.segmenter = _Sam()
+    pipe.proposer = _Masks()
     pipe._which = lambda prompt: 3 if prompt.mask[50, 85] else None
     res = auto_layers(pipe, s["image"])
-    assert res.mode == "auto-sam" and len(res.stack) == 2
+    assert res.mode.startswith("auto-") and len(res.stack) == 2
     assert [o.status for o in res.objects] == ["layer", "empty"]
+    pipe.proposer = None
+    with pytest.raises(PromptError, match="proposer.backend=saliency"):
+        auto_layers(pipe, s["image"])
 
 
 def test_a_multilayer_backend_replaces_peeling():
     s = make_scene()
 
-    class _Backend:
-        name = "fake_backend"
-
+    class _Backend(MultiLayer):
         def __call__(self, image: np.ndarray, max_layers: int | None = None) -> LayerStack:
             return LayerStack(list(s["gt"].layers[:max_layers]))
 
     res = peel_layers(None, s["image"], None, backend=_Backend(), max_layers=3)
-    assert res.mode == "fake_backend" and res.stack.names == ["background", "bar", "disc"]
+    assert res.mode == "_Backend" and res.stack.names == ["background", "bar", "disc"]
     assert [o.layer for o in res.objects] == [1, 2]
     empty = Layer(np.zeros((80, 120, 4), np.float32))
     assert empty.bbox is None

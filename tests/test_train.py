@@ -211,3 +211,35 @@ def test_bf16_mixed_with_tensorboard(folders: dict, tmp_path: Path) -> None:
     result = _run("hfa_tiny", folders, out, ["trainer.max_epochs=1", "trainer.precision=bf16-mixed", "logger=tensorboard"])
     assert np.isfinite(result["metrics"]["val/loss"])
     assert list((out / "logs").glob("version_*/events.out.tfevents.*"))
+
+
+def test_every_lightning_trainer_argument_passes_through(folders: dict, tmp_path: Path) -> None:
+    """``trainer.*`` is made from ``lightning.Trainer``'s own signature (as LightningCLI does)."""
+    import inspect
+
+    import lightning as L
+
+    from layerkit.training.config import TRAINER_OWN
+    from layerkit.training.run import build_trainer, run_dir
+
+    cfg = load_train_config("hfa_tiny", [f"trainer.default_root_dir={tmp_path / 'x'}", "trainer.benchmark=true",
+                                         "trainer.detect_anomaly=true", "trainer.overfit_batches=1"])
+    assert run_dir(cfg) == tmp_path / "x"
+    names = {n for n in inspect.signature(L.Trainer.__init__).parameters if n != "self"} - set(TRAINER_OWN)
+    assert names <= set(cfg["trainer"])
+    trainer = build_trainer(cfg, run_dir(cfg))
+    assert trainer.default_root_dir == str(tmp_path / "x") and trainer.overfit_batches == 1
+    with pytest.raises(ConfigError, match=r"unknown key 'trainer.nonsense'; valid keys: .*default_root_dir"):
+        load_train_config("hfa_tiny", ["trainer.nonsense=1"])
+    with pytest.raises(ConfigError, match=r"unknown key 'trainer.callbacks'"):  # layerkit's own, documented
+        load_train_config("hfa_tiny", ["trainer.callbacks=[]"])
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn", "fsdp"])
+def test_distributed_strategies_build_through_lightning(strategy: str, tmp_path: Path) -> None:
+    """DDP/FSDP are Lightning's own strategies, selected by name (built here, run on several GPUs)."""
+    from layerkit.training.run import build_trainer
+
+    cfg = load_train_config("hfa_tiny", [f"trainer.strategy={strategy}", "trainer.devices=2", "trainer.accelerator=cpu"])
+    trainer = build_trainer(cfg, tmp_path)
+    assert type(trainer.strategy).__name__.lower().startswith(strategy.split("_")[0])

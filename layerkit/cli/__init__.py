@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from layerkit import progress
+
+    progress.set_quiet(bool(getattr(args, "quiet", False)))  # every bar of the run, diffusers' and Lightning's too
     try:
         return int(args.func(args) or 0)
     except LayerkitError as e:
@@ -71,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("layerkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        progress.set_quiet(False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from typing import Any
 
 from layerkit.errors import PromptError
+from layerkit.progress import StageProgress
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -106,39 +106,8 @@ def prompt_from_args(args: argparse.Namespace) -> Any:
                   boxes=boxes or None, mask=mask, text=args.text)
 
 
-class Progress:
-    """Prints a stage's name when it has run for ``delay`` seconds, and its time when it ends.
-
-    Use as ``pipe.progress = Progress()``; stages under ``delay`` print nothing.
-    """
-
-    def __init__(self, delay: float = 1.0, stream: Any = None, enabled: bool = True) -> None:
-        self.delay = delay
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self._timer: threading.Timer | None = None
-        self._shown = False
-
-    def __call__(self, stage: str, event: str, seconds: float) -> None:
-        if not self.enabled:
-            return
-        if event == "start":
-            self._shown = False
-            self._timer = threading.Timer(self.delay, self._show, args=(stage,))
-            self._timer.daemon = True
-            self._timer.start()
-        else:
-            if self._timer is not None:
-                self._timer.cancel()
-            if self._shown:
-                print(f"\r  {stage:<10} done in {seconds:5.1f} s", file=self.stream, flush=True)
-
-    def _show(self, stage: str) -> None:
-        self._shown = True
-        try:
-            print(f"  {stage:<10} running…", end="", file=self.stream, flush=True)
-        except ValueError:  # the stream was closed meanwhile (e.g. captured output at exit)
-            pass
+#: the pipeline-stage progress display (tqdm), see :mod:`layerkit.progress`
+Progress = StageProgress
 
 
 class Timer:

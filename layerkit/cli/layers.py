@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from layerkit.cli import common
+from layerkit.progress import ItemBar
 from layerkit.cli.common import MULTILAYER_CONFIG, HelpFormatter, InOrder, Progress, add_pipeline_args, parse_numbers
 from layerkit.errors import PromptError
 
@@ -197,15 +198,19 @@ def run(args: argparse.Namespace) -> int:
         from layerkit.modules.multilayer.qwen_layered import QwenLayeredDecomposer
 
         backend = QwenLayeredDecomposer(args.multilayer, layers=args.multilayer_layers, steps=args.steps,
-                                        resolution=args.resolution, seed=pipe.settings.seed).to(pipe.settings.device)
+                                        resolution=args.resolution).to(pipe.settings.device)
+        backend.manual_seed(pipe.settings.seed)
         backend.load()
 
-    def progress(done: int, total: int, message: str) -> None:
-        if not args.quiet:
-            print(f"  [{done}] {message}", file=sys.stderr, flush=True)
+    bar = ItemBar(len(prompts), "objects", enabled=not args.quiet, unit="object")
 
-    res = peel_layers(pipe, args.image, prompts or None, order=order, max_layers=args.max_layers, names=names or None,
-                      merge=merge, min_area=args.min_area, backend=backend, progress=progress)
+    def progress(done: int, total: int, message: str) -> None:
+        name, _, status = message.partition(": ")
+        bar.update(name, status, failed=not status.startswith("layer"))
+
+    with bar:
+        res = peel_layers(pipe, args.image, prompts or None, order=order, max_layers=args.max_layers,
+                          names=names or None, merge=merge, min_area=args.min_area, backend=backend, progress=progress)
     for o in res.objects:
         if o.status != "layer":
             print(f"layerkit: warning: object {o.index} ({o.name}) is {o.status}: {o.detail}; skipped", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Benchmark runs: several configs on one composite folder, in one process.
 
 Each run is named by a *config spec* (``classical+hfa``: a config plus overlays); specs are
-resolved by :func:`layerkit.config.spec_overrides` and accepted by ``Pipeline.from_config``.
+composed by :func:`layerkit.config.compose` inside ``Pipeline.from_config``.
 """
 
 from __future__ import annotations

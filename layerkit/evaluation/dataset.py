@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from layerkit.ops.compositing import resize_rgba
 from layerkit.errors import DataError
 from layerkit.io.atomic import atomic_path
 from layerkit.io.image import to_uint8
@@ -67,17 +68,6 @@ def _load_object(path: Path) -> np.ndarray:
         raise DataError(f"foreground {str(path)!r} is fully transparent")
     a = a[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     return np.pad(a, ((PAD, PAD), (PAD, PAD), (0, 0)))
-
-
-def _resize_rgba(rgba: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Straight RGBA → resized straight RGBA (``size`` = ``(w, h)``), Lanczos on premultiplied colour."""
-    a = rgba[..., 3]
-    chans = [rgba[..., c] * a for c in range(3)] + [a]
-    res = [np.asarray(Image.fromarray(c.astype(np.float32), "F").resize(size, Image.LANCZOS), np.float64) for c in chans]
-    out = np.clip(np.stack(res, axis=2), 0.0, 1.0)
-    alpha = out[..., 3:4]
-    rgb = np.where(alpha > 1e-6, out[..., :3] / np.maximum(alpha, 1e-6), 0.0)
-    return np.concatenate([np.clip(rgb, 0.0, 1.0), alpha], axis=2)
 
 
 def _load_background(path: Path, max_side: int) -> np.ndarray:
@@ -124,7 +114,7 @@ def _place(objects: list[np.ndarray], canvas: tuple[int, int], rng: np.random.Ge
             s = min(np.sqrt(c * w * h / (tw * th)), (w - 2 * MARGIN) / fw, (h - 2 * MARGIN) / fh)
             nw, nh = max(1, int(round(fw * s))), max(1, int(round(fh * s)))
             ox, oy = int(rng.integers(MARGIN, w - nw - MARGIN + 1)), int(rng.integers(MARGIN, h - nh - MARGIN + 1))
-            small = _resize_rgba(obj, (nw, nh))
+            small = resize_rgba(obj, (nh, nw), "lanczos").astype(np.float64)
             alpha = np.zeros((h, w))
             alpha[oy:oy + nh, ox:ox + nw] = small[..., 3]
             new_t = [t * (1.0 - alpha) for t in transmit]

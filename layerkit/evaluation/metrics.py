@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from layerkit.ops.masks import soft_iou  # noqa: F401 - one definition, re-exported for the metrics
+
 #: PSNR of identical images is infinite; it is reported as this many dB so means stay finite.
 PSNR_CAP_DB = 100.0
 
@@ -154,20 +156,6 @@ def connectivity_error(pred: np.ndarray, gt: np.ndarray, region: np.ndarray | No
     phi_p = 1.0 - dp * (dp >= 0.15)
     phi_g = 1.0 - dg * (dg >= 0.15)
     return float(np.abs(phi_p - phi_g)[_region(region, p.shape)].sum() / 1000.0)
-
-
-def soft_iou(pred: np.ndarray, gt: np.ndarray, empty: float = 1.0) -> float:
-    """Soft IoU ``Σ min(pred, gt) / Σ max(pred, gt)`` of two ``H×W`` alphas in ``[0, 1]``.
-
-    Args:
-        pred: ``H×W`` alpha.
-        gt: ``H×W`` alpha.
-        empty: value when both alphas are zero everywhere (1.0: identical; LayerD's layer
-            metric uses 0.0).
-    """
-    p, g = _pair(pred, gt)
-    union = float(np.maximum(p, g).sum())
-    return float(np.minimum(p, g).sum() / union) if union > 0 else float(empty)
 
 
 def weighted_l1(pred_rgb: np.ndarray, gt_rgb: np.ndarray, weight: np.ndarray) -> float:

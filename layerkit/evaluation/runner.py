@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
+from layerkit.progress import ItemBar
 from layerkit.io.atomic import atomic_path
 
 
@@ -27,54 +28,8 @@ def peak_rss_mb() -> float:
     return float(rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0)
 
 
-def _clock(seconds: float) -> str:
-    s = int(round(max(seconds, 0.0)))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class EtaProgress:
-    """One stderr line per finished item: counter, item, status, elapsed time and ETA.
-
-    Args:
-        total: number of items.
-        label: prefix of every line (e.g. the config name).
-        stream: where to print (default stderr).
-        enabled: print nothing when False.
-
-    Example:
-        >>> bar = EtaProgress(30, "classical")
-        >>> bar.update("0004", "ok 1.2 s")  # "[classical  5/30] 0004 ok 1.2 s | 0:06 elapsed, ETA 0:31"
-    """
-
-    def __init__(self, total: int, label: str = "", stream: TextIO | None = None, enabled: bool = True) -> None:
-        self.total = max(int(total), 0)
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.done = 0
-        self.t0 = time.perf_counter()
-
-    def eta(self) -> float:
-        """Seconds left, from the mean time per finished item (0 when nothing is left)."""
-        if self.done == 0:
-            return float("nan")
-        elapsed = time.perf_counter() - self.t0
-        return elapsed / self.done * (self.total - self.done)
-
-    def update(self, item: str, status: str = "ok") -> None:
-        """Count one finished item and print its line."""
-        self.done += 1
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        eta = self.eta()
-        width = len(str(self.total))
-        prefix = f"[{self.label} " if self.label else "["
-        line = (f"{prefix}{self.done:>{width}}/{self.total}] {item} {status} | {_clock(elapsed)} elapsed, "
-                f"ETA {_clock(eta) if math.isfinite(eta) else '?'}")
-        print(line, file=self.stream, flush=True)
+#: progress with ETA over the items of a run: the one tqdm bar of :mod:`layerkit.progress`
+EtaProgress = ItemBar
 
 
 def run_items(items: Sequence[Any], work: Callable[[Any], dict[str, Any]], name: Callable[[Any], str],
@@ -94,6 +49,7 @@ def run_items(items: Sequence[Any], work: Callable[[Any], dict[str, Any]], name:
     """
     records = []
     for item in items:
+        failed = False
         try:
             rec = work(item)
             status = describe(rec) if describe is not None else "ok"
@@ -102,10 +58,10 @@ def run_items(items: Sequence[Any], work: Callable[[Any], dict[str, Any]], name:
         except Exception as e:  # any failure of one sample is reported, the run goes on
             msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
             rec = {"id": name(item), "error": msg}
-            status = f"FAILED ({msg})"
+            status, failed = f"FAILED ({msg})", True
         records.append(rec)
         if progress is not None:
-            progress.update(name(item), status)
+            progress.update(name(item), status, failed)
     return records
 
 

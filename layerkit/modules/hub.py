@@ -26,6 +26,7 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from layerkit.modules.base import Stage
 from layerkit.errors import MissingModelError
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
     return out
 
 
-class PretrainedStage(abc.ABC):
+class PretrainedStage(Stage, abc.ABC):
     """Base of the learned stages: a model reference, lazy loading, device and dtype.
 
     A subclass sets :attr:`key` (the config key naming the model, e.g. ``"matter.model"``),

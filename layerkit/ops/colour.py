@@ -16,7 +16,7 @@ def colour_index(image: np.ndarray, bins: int) -> np.ndarray:
     return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
 
 
-def region_histogram(index: np.ndarray, region: np.ndarray, bins: int, sigma: float = 0.0) -> np.ndarray:
+def region_histogram(index: np.ndarray, region: np.ndarray, bins: int, sigma: float = 0.0, prior: float = 0.0) -> np.ndarray:
     """Normalised colour histogram (flat, ``bins³``) of the pixels in ``region``.
 
     Args:
@@ -24,11 +24,12 @@ def region_histogram(index: np.ndarray, region: np.ndarray, bins: int, sigma: fl
         region: ``H×W`` bool.
         bins: levels per channel used for ``index``.
         sigma: Gaussian smoothing in cells (0: none).
+        prior: count added to every cell before normalising (additive smoothing; 0: none).
 
     Returns:
-        Histogram summing to 1 (all zeros for an empty region).
+        Histogram summing to 1 (all zeros for an empty region without ``prior``).
     """
-    h = np.bincount(index[region], minlength=bins ** 3).astype(np.float64)
+    h = np.bincount(index[region], minlength=bins ** 3).astype(np.float64) + prior
     if sigma > 0:
         from scipy.ndimage import gaussian_filter
 

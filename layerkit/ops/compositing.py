@@ -114,3 +114,47 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 def _check_hwc(x: np.ndarray, channels: tuple[int, ...], name: str) -> None:
     if x.ndim != 3 or x.shape[2] not in channels:
         raise ValueError(f"{name} must be H×W×{'|'.join(map(str, channels))}, got shape {x.shape}")
+
+
+#: resampling of :func:`resize_rgba`: ``auto`` (OpenCV area when shrinking, bilinear when enlarging),
+#: ``cubic`` (area / bicubic), ``lanczos`` (PIL's Lanczos, per channel in float)
+RESIZE_FILTERS = ("auto", "cubic", "lanczos")
+
+
+def resize_rgba(rgba: np.ndarray, size: tuple[int, int], filter: str = "auto") -> np.ndarray:
+    """Resize a straight-alpha layer by resampling premultiplied colour (no dark fringes).
+
+    Args:
+        rgba: ``h×w×4`` straight RGBA in ``[0, 1]``.
+        size: ``(H, W)`` of the result (each at least 1).
+        filter: one of :data:`RESIZE_FILTERS`.
+
+    Returns:
+        ``H×W×4`` float32 straight RGBA, clipped to ``[0, 1]``; colour 0 where alpha ≤ 1e-6.
+
+    Raises:
+        ValueError: an unknown filter or a non-RGBA input.
+    """
+    _check_hwc(rgba, (4,), "rgba")
+    if filter not in RESIZE_FILTERS:
+        raise ValueError(f"unknown resize filter {filter!r}; valid: {', '.join(RESIZE_FILTERS)}")
+    h, w = max(1, int(size[0])), max(1, int(size[1]))
+    if rgba.shape[:2] == (h, w):
+        return np.clip(rgba, 0.0, 1.0).astype(np.float32)
+    a = rgba[..., 3:4].astype(np.float32)
+    prem = np.concatenate([rgba[..., :3] * a, a], axis=2).astype(np.float32)
+    if filter == "lanczos":
+        from PIL import Image
+
+        out = np.stack([np.asarray(Image.fromarray(prem[..., c], "F").resize((w, h), Image.LANCZOS), np.float32)
+                        for c in range(4)], axis=2)
+    else:
+        import cv2
+
+        shrink = h < rgba.shape[0] or w < rgba.shape[1]
+        interp = cv2.INTER_AREA if shrink else (cv2.INTER_CUBIC if filter == "cubic" else cv2.INTER_LINEAR)
+        out = cv2.resize(prem, (w, h), interpolation=interp)
+    out = np.clip(out, 0.0, 1.0)
+    alpha = out[..., 3:4]
+    rgb = np.divide(out[..., :3], alpha, out=np.zeros_like(out[..., :3]), where=alpha > 1e-6)
+    return np.concatenate([np.clip(rgb, 0.0, 1.0), alpha], axis=2).astype(np.float32)

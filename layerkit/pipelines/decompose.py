@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from layerkit.config import PipelineSettings, build_stages, dump_config, load_config
+from layerkit.config import PipelineSettings, build_stages, dump_config, load_config, parse_override
+from layerkit.modules.base import Segmenter, Stage, Trimapper
 from layerkit.errors import PromptError
 from layerkit.io.image import ImageLike, load_image
 from layerkit.ops.boxes import select_box
@@ -43,6 +44,8 @@ class Pipeline:
         generator: optional text → image; needed by :meth:`generate`.
         multilayer: optional image → whole layer stack backend (Qwen-Image-Layered), used by
             :meth:`layers` in automatic mode.
+        proposer: optional image → object prompts, for :meth:`layers` in automatic mode.
+        orderer: optional object layers → front-to-back order, for :meth:`layers` with ``order="auto"``.
         completion: optional stack → stack stage that completes each layer's hidden part, used
             by :meth:`layers` on the finished stack.
         settings: pipeline-wide :class:`~layerkit.config.PipelineSettings`.
@@ -55,8 +58,8 @@ class Pipeline:
     """
 
     def __init__(self, segmenter: Any, trimapper: Any, matter: Any, decomposer: Any, refiner: Any = None,
-                 grounder: Any = None, generator: Any = None, multilayer: Any = None, completion: Any = None,
-                 settings: PipelineSettings | None = None) -> None:
+                 grounder: Any = None, generator: Any = None, multilayer: Any = None, proposer: Any = None,
+                 orderer: Any = None, completion: Any = None, settings: PipelineSettings | None = None) -> None:
         self.generator = generator
         self.grounder = grounder
         self.segmenter = segmenter
@@ -65,6 +68,8 @@ class Pipeline:
         self.decomposer = decomposer
         self.refiner = refiner
         self.multilayer = multilayer
+        self.proposer = proposer
+        self.orderer = orderer
         self.completion = completion  # optional stack -> stack: hidden parts of lower layers completed
         self.settings = settings or PipelineSettings()
         self.progress: ProgressCallback | None = None
@@ -79,7 +84,7 @@ class Pipeline:
         Args:
             name_or_path: ``"classical"``, ``"layeringdiff"``… or a path to a YAML file,
                 optionally followed by overlays: ``"classical+hfa"`` is ``classical`` with
-                ``layerkit/configs/overlay/hfa.yaml`` on top (:func:`layerkit.config.spec_overrides`).
+                ``layerkit/configs/overlay/hfa.yaml`` on top (:func:`layerkit.config.compose`).
             overrides: dotted overrides, as a mapping or ``["key=value", ...]``.
             check_weights: check at once that every model the decomposition needs is on disk
                 (the generator and multi-layer backend are checked by :meth:`generate` and
@@ -90,23 +95,12 @@ class Pipeline:
         Raises:
             ConfigError: unknown config, section, key or backend (valid choices listed).
         """
-        merged: dict[str, Any] | list[str]
-        if isinstance(overrides, (list, tuple)):
-            from layerkit.config import parse_override
-
-            merged = dict(parse_override(s) for s in overrides)
-        else:
-            merged = dict(overrides or {})
+        merged: dict[str, Any] = (dict(parse_override(o) for o in overrides) if isinstance(overrides, (list, tuple))
+                                  else dict(overrides or {}))
         merged.update(kw_overrides)
-        if isinstance(name_or_path, str) and "+" in name_or_path and not os.path.isfile(name_or_path):
-            from layerkit.config import spec_overrides
-
-            name_or_path, merged = spec_overrides(name_or_path, merged)
         cfg = load_config(name_or_path, merged)
         stages = build_stages(cfg)
         settings = PipelineSettings(**cfg["pipeline"])
-        if settings.name == "custom" and isinstance(name_or_path, str) and not name_or_path.endswith((".yaml", ".yml")):
-            settings.name = name_or_path
         pipe = cls(settings=settings, **stages)
         if check_weights:
             pipe.check_weights(tuple(r for r in ROLES if r not in ("generator", "multilayer")))
@@ -127,9 +121,9 @@ class Pipeline:
 
         missing: list[str] = []
         for role in roles:
-            check = getattr(getattr(self, role), "missing_weights", None)
-            if callable(check):
-                missing += [f"{role}: {m}" for m in check()]
+            stage = getattr(self, role)
+            if isinstance(stage, Stage):
+                missing += [f"{role}: {m}" for m in stage.missing_weights()]
         if missing:
             raise MissingModelError(f"{len(missing)} model(s) not available offline: " + "; ".join(missing))
 
@@ -146,9 +140,9 @@ class Pipeline:
         for role, stage in self.components.items():
             if stage is None:
                 cfg[role] = {"backend": "none"}
-            elif getattr(stage, "layerkit_config", None):
-                cfg[role] = dict(stage.layerkit_config)
-            else:
+            elif isinstance(stage, Stage):
+                cfg[role] = stage.config()
+            else:  # a plain callable: its class rebuilds it, its arguments are unknown
                 cls = type(stage)
                 cfg[role] = {"backend": f"{cls.__module__}:{cls.__qualname__}"}
         return cfg
@@ -169,9 +163,17 @@ class Pipeline:
                 device = "cuda" if torch.cuda.is_available() else "cpu"
         self.settings.device = device
         for stage in self.components.values():
-            if stage is not None and hasattr(stage, "to") and callable(stage.to):
+            if isinstance(stage, Stage):
                 stage.to(device)
         return self
+
+    def manual_seed(self, seed: int | None = None) -> None:
+        """Give every stage the seed ``seed`` (default ``settings.seed``); called before each run,
+        so the same seed gives the same output whatever ran before."""
+        seed = self.settings.seed if seed is None else int(seed)
+        for stage in self.components.values():
+            if isinstance(stage, Stage):
+                stage.manual_seed(seed)
 
     # ------------------------------------------------------------------ running
     @contextmanager
@@ -212,18 +214,31 @@ class Pipeline:
         if prompt.text is not None:
             prompt = self._ground(img, prompt, timings)
 
-        with self._stage("locate", timings):
-            roi = self._roi(img, prompt)
-        x0, y0, x1, y1 = roi
-        sub = crop(img, roi)
-        sub_prompt = prompt.shifted(x0, y0, sub.shape[:2])
-
-        with self._stage("segment", timings):
-            mask = np.asarray(self.segmenter(sub, sub_prompt))
+        self.manual_seed()
+        if isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt:
+            # a learned segmenter embeds the whole image once (reused by every object of a
+            # multi-layer run) and is prompted in full-image pixels; the rest runs on the region
+            with self._stage("segment", timings):
+                self.segmenter.set_image(img)
+                full_mask = np.asarray(self.segmenter.predict(prompt)) > 0.5
+            with self._stage("locate", timings):
+                roi = self._roi_of_mask(img, prompt, full_mask)
+            mask = crop(full_mask, roi)
+            x0, y0 = roi[:2]
+            sub = crop(img, roi)
+            sub_prompt = prompt.shifted(x0, y0, sub.shape[:2])
+        else:
+            with self._stage("locate", timings):
+                roi = self._roi(img, prompt)
+            x0, y0 = roi[:2]
+            sub = crop(img, roi)
+            sub_prompt = prompt.shifted(x0, y0, sub.shape[:2])
+            with self._stage("segment", timings):
+                mask = np.asarray(self.segmenter(sub, sub_prompt))
         if not (mask > 0.5).any():
             raise PromptError(f"the segmenter found no object for prompt {prompt.to_dict()}; try a tighter box or more points")
         with self._stage("trimap", timings):
-            query = getattr(self.trimapper, "transparency_prompt", None)
+            query = self.trimapper.transparency_prompt if isinstance(self.trimapper, Trimapper) else None
             if query and self.grounder is not None:  # MatteAnything: widen the band over transparent material
                 trimap = self.trimapper(mask, sub, transparent_boxes=self.grounder(sub, query).boxes)
             else:
@@ -263,6 +278,22 @@ class Pipeline:
         b = np.clip(np.asarray(det.boxes[i], np.float64), 0, [w, h, w, h])
         boxes = b[None] if prompt.boxes is None else np.concatenate([prompt.boxes, b[None]])
         return Prompt(points=prompt.points, labels=prompt.labels, boxes=boxes, mask=prompt.mask, text=prompt.text)
+
+    def _roi_of_mask(self, img: np.ndarray, prompt: Prompt, mask: np.ndarray) -> tuple[int, int, int, int]:
+        """Region of a full-image mask from a learned segmenter: the prompt's box (or mask) plus the
+        margin, as for :meth:`_roi`; with points only, the mask's box (with the points) plus the
+        wider margin of the coarse pass."""
+        s = self.settings
+        h, w = img.shape[:2]
+        if prompt.boxes is not None or prompt.mask is not None:
+            return expand_box(prompt.bbox(), (h, w), s.roi_margin, s.roi_min_margin)  # type: ignore[arg-type]
+        box = alpha_bbox(mask.astype(np.float32))
+        pb = prompt.bbox()
+        if box is None:
+            return expand_box(pb, (h, w), max(s.roi_margin, 0.25), s.roi_min_margin)  # type: ignore[arg-type]
+        if pb is not None:
+            box = (min(box[0], pb[0]), min(box[1], pb[1]), max(box[2], pb[2]), max(box[3], pb[3]))
+        return expand_box(box, (h, w), max(s.roi_margin, 0.25), s.roi_min_margin)
 
     def _roi(self, img: np.ndarray, prompt: Prompt) -> tuple[int, int, int, int]:
         """Region processed at full resolution: the prompt's box plus a margin.

@@ -10,12 +10,17 @@ background is moved toward the image instead), so every peel satisfies
 the pixels where ``α`` is below 0.001. An object peeled from a completed background keeps the completed
 (hidden) part that the background completion painted in.
 
-Front-to-back order: given by the caller, or found from the objects' mutual occlusion on the
-input image (:mod:`layerkit.pipelines.ordering`). That first pass is not wasted: a result whose
-region was not changed by an earlier peel is reused instead of recomputed.
+Front-to-back order: given by the caller, or found by the pipeline's ``orderer`` stage on the
+input image (default :class:`~layerkit.modules.ordering.evidence.OcclusionOrderer`). That first
+pass is not wasted: a result whose region was not changed by an earlier peel is reused instead of
+recomputed.
 
-Without prompts the objects are found automatically (:mod:`layerkit.pipelines.auto`), or a
-multi-layer backend (Qwen-Image-Layered) decomposes the image in one call.
+Without prompts the objects are found by the pipeline's ``proposer`` stage (weight-free saliency,
+or generic phrases grounded when a grounder is configured), or a multi-layer backend
+(Qwen-Image-Layered) decomposes the image in one call.
+
+This module is wiring: the algorithms are stages (proposer, orderer, and the single-object
+pipeline's) or :mod:`layerkit.ops` functions.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ import numpy as np
 
 from layerkit.errors import PromptError
 from layerkit.io.image import ImageLike, load_image
+from layerkit.modules.base import Stage
+from layerkit.ops.boxes import Box, box_intersection, box_iou
 from layerkit.ops.compositing import psnr, solve_layers
-from layerkit.pipelines.ordering import Box, box_intersection, box_iou, object_box, occlusion_order, prompts_equal, same_object
-from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt
+from layerkit.ops.masks import same_object
+from layerkit.ops.prompts import prompts_equal
+from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt, alpha_bbox
 
 #: Most layers (background included) a decomposition may have.
 MAX_LAYERS = 20
@@ -120,6 +128,8 @@ class Peeler:
     def __init__(self, pipe: Any, image: np.ndarray, min_area: float = 5e-4, dup_iou: float = 0.6,
                  progress: ProgressFn | None = None, completion: Any = None) -> None:
         self.pipe = pipe
+        settings = pipe.settings
+        self.consistent, self.consistent_min_alpha = settings.consistent, settings.consistent_min_alpha
         self.completion = completion if completion is not None else getattr(pipe, "completion", None)
         self.image = image
         self.current = image.copy()
@@ -129,7 +139,7 @@ class Peeler:
         self.layers: list[Layer] = []          # front → back
         self.alphas: list[np.ndarray] = []     # alphas of self.layers
         self.order: list[int] = []             # object index of each layer, front → back
-        self.changed: list[Box] = []           # regions rewritten by peels so far
+        self.changed: list[Box] = []           # boxes of the pixels rewritten by peels so far
         self.reports: list[ObjectReport] = []
 
     @property
@@ -184,18 +194,22 @@ class Peeler:
             if iou is not None:
                 return self._report(ObjectReport(index, name, "duplicate", area=area, seconds=seconds,
                                                  detail=f"same object as {self.layers[k].name!r} (alpha IoU {iou:.2f})"))
-        bg = res.background
+        fg, bg = res.foreground[..., :3], res.background
         if reused:  # the result was computed on an earlier image: only its region is valid
             x0, y0, x1, y1 = res.roi  # type: ignore[misc]
             bg = self.current.copy()
             bg[y0:y1, x0:x1] = res.background[y0:y1, x0:x1]
-        fg, bg = solve_layers(self.current, alpha, bg, res.foreground[..., :3])
+            if self.consistent:  # F and B were solved against the input, which may differ from the current image
+                fg, bg = solve_layers(self.current, alpha, bg, fg, min_alpha=self.consistent_min_alpha)
         rgba = np.concatenate([fg * (alpha[..., None] > 0), alpha[..., None]], axis=2)
         self.layers.append(Layer(rgba, name=name, prompt=res.prompt))
         self.alphas.append(alpha)
         self.order.append(index)
-        self.changed.append(res.roi if res.roi is not None else (0, 0, self.image.shape[1], self.image.shape[0]))
-        self.current = np.ascontiguousarray(bg, dtype=np.float32)
+        bg = np.ascontiguousarray(bg, dtype=np.float32)
+        changed = alpha_bbox(np.any(bg != self.current, axis=2).astype(np.float32), 0.5)  # exactly what this peel rewrote
+        if changed is not None:
+            self.changed.append(changed)
+        self.current = bg
         return self._report(ObjectReport(index, name, "layer", area=area, seconds=seconds, reused=reused))
 
     def _report(self, rep: ObjectReport) -> ObjectReport:
@@ -280,20 +294,17 @@ def peel_layers(pipe: Any, image: ImageLike, prompts: Sequence[Prompt] | None = 
     """
     t0 = time.perf_counter()
     max_layers = check_max_layers(max_layers)
-    settings = getattr(pipe, "settings", None)
-    img = load_image(image, max_pixels=getattr(settings, "max_pixels", None))
+    img = load_image(image, max_pixels=None if pipe is None else pipe.settings.max_pixels)
     h, w = img.shape[:2]
     prompts = list(prompts or [])
     if not prompts:
-        backend = backend if backend is not None else getattr(pipe, "multilayer", None)
+        backend = backend if backend is not None else pipe.multilayer
         if backend is not None:
             return backend_layers(backend, img, max_layers=max_layers, merge=merge)
-        from layerkit.pipelines.auto import auto_layers
-
         return auto_layers(pipe, img, max_layers=max_layers, merge=merge, min_area=min_area, progress=progress)
     for p in prompts:
         p.validate(h, w)
-    if any(p.text for p in prompts) and getattr(pipe, "grounder", None) is None:
+    if any(p.text for p in prompts) and pipe.grounder is None:
         texts = [p.text for p in prompts if p.text]
         raise PromptError(f"text prompt(s) {texts} need a grounding stage and this pipeline has none; set "
                           "grounder.backend=grounding_dino|owlv2 or give boxes/points instead")
@@ -357,9 +368,12 @@ def _auto_order(peeler: Peeler, prompts: Sequence[Prompt], names: Sequence[str],
             continue
         first[i] = (res, dt)
         found.append(i)
+    if peeler.pipe.orderer is None:
+        raise PromptError("order='auto' needs an orderer stage and this pipeline has none; set orderer.backend=occlusion "
+                          "or give the order (order='given' or a list of prompt indices)")
     alphas = [first[i][0].alpha for i in found]
-    boxes = [object_box(first[i][0].alpha, first[i][0].prompt) for i in found]
-    return [found[k] for k in occlusion_order(alphas, boxes, peeler.image)] + retry
+    order = peeler.pipe.orderer(peeler.image, alphas, [first[i][0].prompt for i in found])
+    return [found[k] for k in order] + retry
 
 
 def backend_layers(backend: Any, image: np.ndarray, max_layers: int = MAX_LAYERS,
@@ -378,7 +392,9 @@ def backend_layers(backend: Any, image: np.ndarray, max_layers: int = MAX_LAYERS
                for i, layer in enumerate(stack) if i > 0]
     stack = merge_ranges(stack, merge, reports)
     comp = stack.composite()
-    name = getattr(backend, "name", type(backend).__name__)
+    name = backend.config()["backend"] if isinstance(backend, Stage) else type(backend).__name__
+    if ":" in name:  # not a registered backend: its class name
+        name = type(backend).__name__
     return LayersResult(stack, reports, list(range(len(reports)))[::-1], psnr(comp[..., :3], image),
                         time.perf_counter() - t0, str(name), image)
 
@@ -392,3 +408,71 @@ def decompose_layers(pipe: Any, image: ImageLike, prompts: Sequence[Prompt] | No
         >>> stack.save("stack.psd")
     """
     return peel_layers(pipe, image, prompts, **kwargs).stack
+
+
+def auto_layers(pipe: Any, image: np.ndarray, *, max_layers: int = 20, merge: Sequence[tuple[int, int]] = (),
+                min_area: float = 5e-4, progress: ProgressFn | None = None) -> LayersResult:
+    """Decompose ``image`` with no prompt; the method decides the number of layers (at most ``max_layers``).
+
+    The pipeline's ``proposer`` finds the objects. An iterative one (weight-free saliency) is asked
+    again on the completed background after each peel, until it finds nothing; the candidates
+    of another (generic phrases grounded) are peeled in occlusion order.
+
+    Args:
+        pipe: the single-object pipeline.
+        image: ``H×W×3`` float32.
+        max_layers: cap, background included.
+        merge: stack-index ranges merged afterwards.
+        min_area: a peel with less alpha mass (fraction of the image) is empty.
+        progress: ``progress(done, total, message)``.
+
+    A candidate lying mostly within 2 % of the image side of an already peeled object is taken
+    for a leftover of it and skipped.
+
+    Raises:
+        PromptError: the pipeline has no proposer stage.
+    """
+    import cv2
+
+    limit = max_layers - 1
+    proposer = pipe.proposer
+    if proposer is None:
+        raise PromptError("automatic mode needs a proposer stage and this pipeline has none; set proposer.backend=saliency "
+                          "(weight-free) or grounded, or give one prompt per object")
+    if not proposer.iterative:
+        prompts = [c.prompt() for c in proposer(image, grounder=pipe.grounder)][:limit]
+        return _prompted(pipe, image, prompts, max_layers, merge, min_area, progress, f"auto-{proposer.config()['backend']}")
+    t0 = time.perf_counter()
+    peeler = Peeler(pipe, image, min_area=min_area, progress=progress)
+    footprint = np.zeros(image.shape[:2], bool)
+    near = np.ones((3, 3), np.uint8)
+    grow = max(1, round(0.02 * max(image.shape[:2])))  # leftovers at a peeled object's rim are not new objects
+    tried: list[Box] = []
+    index = 0
+    while len(peeler.layers) < limit and index < 2 * limit + 2:
+        cands = [c for c in proposer(peeler.current, grounder=pipe.grounder)
+                 if (c.mask is None or (c.mask & footprint).sum() < 0.5 * c.mask.sum())
+                 and all(box_iou(c.box, t) < 0.9 for t in tried)]
+        if not cands:
+            break
+        c = cands[0]
+        tried.append(c.box)
+        rep = peeler.peel(index, c.prompt(), f"object_{index + 1}")
+        if rep.status == "layer":
+            footprint |= cv2.dilate((peeler.alphas[-1] > 0.5).astype(np.uint8), near, iterations=grow).astype(bool)
+        index += 1
+    return peeler.result("auto", t0, merge)
+
+
+def _prompted(pipe: Any, image: np.ndarray, prompts: list[Prompt], max_layers: int, merge: Sequence[tuple[int, int]],
+              min_area: float, progress: ProgressFn | None, mode: str) -> LayersResult:
+    if not prompts:
+        t0 = time.perf_counter()
+        peeler = Peeler(pipe, image, min_area=min_area, progress=progress)
+        res = peeler.result(mode, t0, merge)
+        res.objects = [ObjectReport(0, "object_1", "empty", detail="no object found")]
+        return res
+    res = peel_layers(pipe, image, prompts, order="auto", max_layers=max_layers, merge=merge, min_area=min_area,
+                      progress=progress)
+    res.mode = mode
+    return res

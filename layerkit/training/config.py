@@ -42,29 +42,22 @@ class OptimConfig:
     ema_decay: float = 0.0
 
 
-@dataclass
-class TrainerConfig:
-    """Arguments of ``lightning.Trainer`` that layerkit exposes (Lightning's own meanings)."""
+#: layerkit's defaults for ``lightning.Trainer`` arguments (every other one keeps Lightning's default)
+TRAINER_DEFAULTS: dict[str, Any] = {"max_epochs": 10, "precision": "32-true", "log_every_n_steps": 10,
+                                    "num_sanity_val_steps": 1}
+#: ``Trainer`` arguments layerkit sets itself: ``logger`` comes from the run's ``logger`` key,
+#: ``callbacks`` are the checkpoint and validation-image callbacks.
+TRAINER_OWN = ("logger", "callbacks")
 
-    max_epochs: int = 10
-    max_steps: int = -1
-    max_time: Any = None
-    accelerator: str = "auto"
-    devices: Any = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    log_every_n_steps: int = 10
-    val_check_interval: Any = 1.0
-    check_val_every_n_epoch: int = 1
-    limit_train_batches: Any = 1.0
-    limit_val_batches: Any = 1.0
-    num_sanity_val_steps: int = 1
-    gradient_clip_val: Any = None
-    accumulate_grad_batches: int = 1
-    fast_dev_run: Any = False
-    deterministic: Any = False
-    enable_progress_bar: bool = True
+
+def trainer_schema() -> type:
+    """The ``trainer`` section's schema: every argument of ``lightning.Trainer`` (but
+    :data:`TRAINER_OWN`), typed and defaulted from its signature, layerkit's :data:`TRAINER_DEFAULTS` on top."""
+    import lightning as L
+
+    from layerkit.config import schema_of
+
+    return schema_of(L.Trainer.__init__, exclude=TRAINER_OWN, defaults=TRAINER_DEFAULTS)
 
 
 @dataclass
@@ -91,16 +84,19 @@ class TrainConfig:
     data: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    trainer: dict = field(default_factory=dict)
 
 
-def check_keys(section: str, values: Mapping[str, Any], builder: Callable[..., Any], exclude: Sequence[str] = ()) -> None:
-    """Raise :class:`ConfigError` for a key ``builder`` does not take (the valid keys are listed)."""
-    params = inspect.signature(builder).parameters
-    valid = sorted(n for n, p in params.items() if n not in ("self", *exclude) and p.kind != p.VAR_KEYWORD)
-    for key in values:
-        if key not in valid:
-            raise ConfigError(f"unknown key '{section}.{key}'; valid keys: {', '.join(valid)}")
+def check_keys(section: str, values: Mapping[str, Any], builder: Callable[..., Any], exclude: Sequence[str] = ()) -> dict[str, Any]:
+    """Validate a ``model``/``data`` section against ``builder``'s signature (the pipeline stages'
+    mechanism, :func:`layerkit.config.validate_args`); returns the converted values.
+
+    Raises:
+        ConfigError: an unknown key (the valid keys listed) or a wrong type.
+    """
+    from layerkit.config import validate_args
+
+    return validate_args(section, values, builder, exclude)
 
 
 def load_train_config(name_or_path: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -116,20 +112,22 @@ def load_train_config(name_or_path: str | os.PathLike, overrides: Sequence[str] 
     Raises:
         ConfigError: unknown config, section or key, a wrong type, an unknown task or logger.
     """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from layerkit.config import compose, structured
 
-    from layerkit.config import apply_overrides, read_yaml
-
-    raw = apply_overrides(read_yaml(name_or_path, kind="train"), overrides)
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), raw)
-        out: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    except OmegaConfBaseException as e:
-        msg = str(e).splitlines()[0]
-        key = getattr(e, "full_key", None)
-        raise ConfigError(f"training config {str(name_or_path)!r}: {msg}" + (f" (key {key})" if key else "")
-                          + f"; sections: {', '.join(f.name for f in dataclasses.fields(TrainConfig))}") from None
+    composed = compose(name_or_path, overrides, kind="train")
+    raw = dict(composed.data)
+    sections = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(f"{composed.source(key)}: unknown key {key!r} in training config {str(name_or_path)!r}; "
+                              f"valid keys: {', '.join(sections)}")
+    for key in ("data", "model", "optim", "trainer"):
+        if not isinstance(raw.get(key) or {}, Mapping):
+            raise ConfigError(f"{composed.source(key)}: section {key!r} must be a mapping, got {raw[key]!r}")
+    trainer = structured(trainer_schema(), raw.pop("trainer", None) or {}, "trainer", composed)
+    optim = structured(OptimConfig, raw.pop("optim", None) or {}, "optim", composed)
+    out = structured(TrainConfig, raw, "run", composed)
+    out["optim"], out["trainer"] = optim, trainer
     if out["task"] not in TASKS:
         raise ConfigError(f"unknown task {out['task']!r}; valid tasks: {', '.join(TASKS)}")
     if out["logger"] not in LOGGERS:
@@ -139,9 +137,9 @@ def load_train_config(name_or_path: str | os.PathLike, overrides: Sequence[str] 
     if out["task"] == "reflayer":
         from layerkit.training.reflayer_module import RefLayerDataModule
 
-        check_keys("data", out["data"], RefLayerDataModule)
+        out["data"] = check_keys("data", out["data"], RefLayerDataModule)
     else:
-        check_keys("data", out["data"], CompositeDataModule)
+        out["data"] = check_keys("data", out["data"], CompositeDataModule)
     _check_strategy(out["trainer"]["strategy"])
     return out
 

@@ -92,7 +92,8 @@ def fbdd_samples(model: str, fg_files: Sequence[str], bg_files: Sequence[str], o
     from layerkit.training.callbacks import image_grid
     from layerkit.training.synth import SynthParams, make_sample
 
-    dec = FBDDDecomposer(model=model, scheduler=scheduler, steps=steps, resolution=0, seed=seed)
+    dec = FBDDDecomposer(model=model, scheduler=scheduler, steps=steps, resolution=0)
+    dec.manual_seed(seed)
     params = SynthParams(size=size, fg_scale=(0.3, 0.5), band_prob=0.3, hat="none", jitter=0.0)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("composite", "alpha", "fg", "fg_gt", "bg", "bg_gt", "recomposed")}
     for i in range(max(len(fg_files), len(bg_files))):

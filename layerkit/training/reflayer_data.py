@@ -28,7 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from layerkit.errors import DataError
-from layerkit.training.synth import _resize, fill_colors, resize_rgba
+from layerkit.ops.compositing import resize_rgba
+from layerkit.training.synth import _resize, fill_colors
 
 KINDS = ("point", "box", "mask", "text")
 
@@ -47,7 +48,7 @@ def _place(rgba: np.ndarray, size: int, cover: float, rng: np.random.Generator) 
     rgba = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     h, w = rgba.shape[:2]
     k = min(np.sqrt(cover * size * size / (h * w)), (size - 2) / h, (size - 2) / w)
-    f = resize_rgba(rgba, k)
+    f = resize_rgba(rgba, (max(1, round(h * k)), max(1, round(w * k))))
     if rng.random() < 0.5:
         f = np.ascontiguousarray(f[:, ::-1])
     fh, fw = f.shape[:2]

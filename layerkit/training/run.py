@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from layerkit.progress import is_quiet
 from layerkit.errors import ConfigError
 from layerkit.training.config import TASKS
 
@@ -45,8 +46,16 @@ def build_trainer(cfg: dict[str, Any], out: Path) -> L.Trainer:
         logger = CSVLogger(save_dir=str(out), name="logs")
     ckpt = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="best", monitor="val/loss", mode="min",
                            save_top_k=1, save_last=True, enable_version_counter=False)
+    args = {k: v for k, v in cfg["trainer"].items() if k != "default_root_dir"}
+    if is_quiet():  # --quiet: Lightning's TQDM bar off too
+        args["enable_progress_bar"] = False
     return L.Trainer(default_root_dir=str(out), logger=logger, callbacks=[ckpt, ValidationImages(cfg["val_images"])],
-                     **cfg["trainer"])
+                     **args)
+
+
+def run_dir(cfg: dict[str, Any]) -> Path:
+    """The run folder: ``trainer.default_root_dir`` when set (Lightning's name for it), else ``output_dir``."""
+    return Path(cfg["trainer"].get("default_root_dir") or cfg["output_dir"]).expanduser()
 
 
 def build_module(cfg: dict[str, Any]) -> Any:
@@ -75,7 +84,7 @@ def train(cfg: dict[str, Any], resume: str | None = None, command: str = "") -> 
     t0 = time.time()
     if cfg["threads"] > 0:
         torch.set_num_threads(int(cfg["threads"]))
-    out = Path(cfg["output_dir"]).expanduser()
+    out = run_dir(cfg)
     ckpt_path = None
     if resume:
         ckpt_path = out / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from layerkit.ops.compositing import resize_rgba
+
 #: sources of the estimated layers ``F̂``/``B̂`` fed to a refiner
 HAT_SOURCES = ("none", "classical", "degrade")
 
@@ -51,17 +53,6 @@ def _resize(x: np.ndarray, w: int, h: int) -> np.ndarray:
 
     shrink = w < x.shape[1] or h < x.shape[0]
     return cv2.resize(x, (max(1, w), max(1, h)), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
-def resize_rgba(rgba: np.ndarray, scale: float) -> np.ndarray:
-    """Resize a straight-alpha ``H×W×4`` layer, resampling premultiplied colour (no dark fringes)."""
-    h, w = rgba.shape[:2]
-    a = rgba[..., 3:4]
-    premul = np.concatenate([rgba[..., :3] * a, a], axis=2)
-    out = np.clip(_resize(premul, round(w * scale), round(h * scale)), 0, 1)
-    a2 = out[..., 3:4]
-    rgb = np.divide(out[..., :3], a2, out=np.zeros_like(out[..., :3]), where=a2 > 1e-4)
-    return np.concatenate([np.clip(rgb, 0, 1), a2], axis=2).astype(np.float32)
 
 
 def color_jitter(rgb: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -172,7 +163,8 @@ def _draw(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: SynthPara
     b = _resize(bg, int(np.ceil(bg.shape[1] * k)), int(np.ceil(bg.shape[0] * k)))
     y0, x0 = int(rng.integers(b.shape[0] - S + 1)), int(rng.integers(b.shape[1] - S + 1))
     b = b[y0:y0 + S, x0:x0 + S]
-    f = resize_rgba(fg, rng.uniform(*p.fg_scale))
+    scale = rng.uniform(*p.fg_scale)
+    f = resize_rgba(fg, (round(fg.shape[0] * scale), round(fg.shape[1] * scale)), "cubic")
     if rng.random() < 0.5:
         b = b[:, ::-1]
     if rng.random() < 0.5:

@@ -18,7 +18,7 @@ was at those pixels, and is unchanged everywhere else.
 2. **Colour** (:func:`fill_from_source`): the new hidden pixels are filled from the layer's own
    fully visible pixels only (``α_k > 0.9`` and ``C_k < 0.01``), never from the occluder or the
    background: ``fill="exemplar"`` runs coarse-to-fine PatchMatch (the kernels of
-   :mod:`layerkit.modules.decomposition.patchmatch`) whose source patches must lie wholly inside
+   :mod:`layerkit.modules.inpainting.patchmatch`) whose source patches must lie wholly inside
    those pixels, started from the harmonic (membrane) fill; ``fill="harmonic"`` keeps the
    smooth membrane fill; ``fill="texture"`` is the membrane fill plus the exemplar fill's
    high-pass detail.
@@ -33,8 +33,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from layerkit.modules.decomposition.inpaint import inpaint_harmonic
-from layerkit.modules.decomposition.patchmatch import _search, _upsample_field, _vote
+from layerkit.modules.inpainting.patchmatch import _search, _upsample_field, _vote
+from layerkit.modules.inpainting.smooth import inpaint_harmonic
+from layerkit.modules.base import Completer
 from layerkit.types import Layer, LayerStack
 
 FILLS = ("exemplar", "harmonic", "texture")
@@ -252,7 +253,7 @@ def compensate(rgbas: list[np.ndarray], target: np.ndarray, tol: float = 1.0 / 1
         transmit = transmit * (1.0 - a)
 
 
-class ExemplarCompleter:
+class ExemplarCompleter(Completer):
     """Completes the hidden part of every object layer of a stack (see the module docstring).
 
     Args:
@@ -268,6 +269,8 @@ class ExemplarCompleter:
     Example:
         >>> stack = ExemplarCompleter()(stack)     # every lower layer's hidden part filled in
     """
+
+    role = "completion"
 
     def __init__(self, shape: str = "auto", fill: str = "texture", cover_threshold: float = 0.5,
                  ellipse_iou: float = 0.8, depth: float = 1.5, keep_existing: bool = True, patch_size: int = 7,

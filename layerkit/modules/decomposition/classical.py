@@ -3,7 +3,7 @@
 1. Multilevel foreground/background estimation (Germer et al. 2020, pymatting) gives smooth
    ``F`` and ``B`` that satisfy ``C ≈ αF + (1 − α)B`` in the soft band.
 2. Where the object hides the background (``α ≥ hole_alpha``) ``B`` is completed by an
-   inpainting method (:mod:`layerkit.modules.decomposition.inpaint`), using the visible
+   inpainting method (:mod:`layerkit.modules.inpainting`), using the visible
    background (``α ≤ hole_alpha``, with ``B`` from step 1) as its source.
 """
 
@@ -14,11 +14,12 @@ import io
 
 import numpy as np
 
-from layerkit.modules.decomposition.inpaint import inpaint
+from layerkit.modules.inpainting import inpaint
+from layerkit.modules.base import Decomposer
 from layerkit.types import Prompt
 
 
-class ClassicalDecomposer:
+class ClassicalDecomposer(Decomposer):
     """Image + alpha → (F, B) without weights.
 
     Args:
@@ -61,5 +62,5 @@ class ClassicalDecomposer:
         if hole.all():  # nothing visible to fill from: keep the estimation's smooth background
             return np.clip(fg, 0, 1), np.clip(bg, 0, 1)
         visible_bg = np.where((alpha <= 0)[..., None], image, bg)
-        bg = inpaint(visible_bg, hole, self.inpaint_method)
+        bg = inpaint(visible_bg, hole, self.inpaint_method, seed=self.seed)
         return np.clip(fg, 0, 1), np.clip(bg, 0, 1)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from layerkit.progress import step_bar
+from layerkit.modules.base import Decomposer
 from layerkit.modules.hub import PretrainedStage
 from layerkit.types import Prompt
 
@@ -41,7 +43,7 @@ def make_scheduler(name: str, config: dict[str, Any]) -> Any:
     return getattr(diffusers, cls_name).from_config(config, **{**extra, "prediction_type": "v_prediction"})
 
 
-class FBDDDecomposer(PretrainedStage):
+class FBDDDecomposer(PretrainedStage, Decomposer):
     """Image + alpha → (F, B) with the FBDD dual-diffusion model.
 
     Args:
@@ -55,7 +57,6 @@ class FBDDDecomposer(PretrainedStage):
             (the other waits on the CPU), for small GPUs.
         dtype: ``auto`` (bfloat16/float16 on CUDA, float32 on CPU), ``float32``, ``float16``
             or ``bfloat16``.
-        seed: seed of the initial noise.
 
     Example:
         >>> dec = FBDDDecomposer(model="runs/fbdd/export/fbdd", steps=20)
@@ -66,7 +67,7 @@ class FBDDDecomposer(PretrainedStage):
     marker = "fbdd_config.json"
 
     def __init__(self, model: str = "", scheduler: str = "dpm++", steps: int = 25, resolution: int = 512,
-                 batch_layers: bool = True, dtype: str = "auto", seed: int = 0) -> None:
+                 batch_layers: bool = True, dtype: str = "auto") -> None:
         from layerkit.errors import ConfigError
 
         if scheduler not in SCHEDULERS:
@@ -75,7 +76,7 @@ class FBDDDecomposer(PretrainedStage):
             raise ConfigError(f"decomposer.steps must be >= 1, got {steps}")
         super().__init__(model or "", dtype)
         self.scheduler, self.steps, self.resolution = scheduler, int(steps), int(resolution)
-        self.batch_layers, self.seed = batch_layers, int(seed)
+        self.batch_layers = batch_layers
 
     def missing_weights(self) -> list[str]:
         """One line per missing model (local check only; see :mod:`layerkit.modules.hub`)."""
@@ -169,7 +170,7 @@ class FBDDDecomposer(PretrainedStage):
             sched = make_scheduler(self.scheduler, model.scheduler_config)
             sched.set_timesteps(self.steps, device=dev)
             lat = noise * sched.init_noise_sigma
-            for t in sched.timesteps:
+            for t in step_bar(sched.timesteps, "FBDD"):
                 inp = sched.scale_model_input(lat, t)
                 v = torch.cat([model.predict("fg", inp[:1], t, cond), model.predict("bg", inp[1:], t, cond)])
                 lat = sched.step(v, t, lat).prev_sample
@@ -180,7 +181,7 @@ class FBDDDecomposer(PretrainedStage):
                 sched = make_scheduler(self.scheduler, model.scheduler_config)
                 sched.set_timesteps(self.steps, device=dev)
                 x = noise[i:i + 1] * sched.init_noise_sigma
-                for t in sched.timesteps:
+                for t in step_bar(sched.timesteps, f"FBDD {layer}"):
                     x = sched.step(model.predict(layer, sched.scale_model_input(x, t), t, cond), t, x).prev_sample
                 outs.append(x)
                 unet.to("cpu")

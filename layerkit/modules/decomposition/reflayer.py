@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from layerkit.modules.base import Decomposer
 from layerkit.modules.hub import PretrainedStage
 from layerkit.types import Prompt
 
 
-class RefLayerDecomposer(PretrainedStage):
+class RefLayerDecomposer(PretrainedStage, Decomposer):
     """The RefLayer model as a ``decomposer`` stage.
 
     Args:
@@ -32,7 +33,7 @@ class RefLayerDecomposer(PretrainedStage):
         resolution: long side (pixels) the model runs at; outputs are resized back. 0 = the input
             size (rounded up to the model's size multiple).
         shift: the scheduler's timestep shift (SD3 uses 3.0 at 1024²; 1.0 = uniform).
-        inpaint_method: how ``B`` is filled under the layer (see :mod:`~layerkit.modules.decomposition.inpaint`).
+        inpaint_method: how ``B`` is filled under the layer (see :mod:`~layerkit.modules.inpainting`).
         dtype: ``auto``, ``float32``, ``float16`` or ``bfloat16``.
         seed: seed of the initial noise.
 
@@ -154,7 +155,7 @@ class RefLayerDecomposer(PretrainedStage):
                 none and it is not empty).
             prompt: the user's prompt.
         """
-        from layerkit.modules.decomposition.inpaint import inpaint
+        from layerkit.modules.inpainting import inpaint
 
         if alpha.shape != image.shape[:2]:
             raise ValueError(f"alpha must be H×W like the image, got {alpha.shape} and {image.shape}")

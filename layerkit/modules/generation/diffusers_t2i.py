@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from layerkit.progress import diffusers_bar_config
 from layerkit.errors import ConfigError, LayerkitError
+from layerkit.modules.base import Generator
 from layerkit.modules.hub import PretrainedStage
 
 if TYPE_CHECKING:
     import torch
 
 
-class DiffusersGenerator(PretrainedStage):
+class DiffusersGenerator(PretrainedStage, Generator):
     """Prompt → ``H×W×3`` image with a diffusers text-to-image pipeline.
 
     Args:
@@ -60,7 +62,7 @@ class DiffusersGenerator(PretrainedStage):
         if self.variant:
             kwargs = {**kwargs, "variant": self.variant}
         pipe = AutoPipelineForText2Image.from_pretrained(source, dtype=dtype, **kwargs)
-        pipe.set_progress_bar_config(disable=True)
+        pipe.set_progress_bar_config(**diffusers_bar_config())  # diffusers' own step bar, off with --quiet
         return pipe
 
     def _place(self, obj: Any, dtype: "torch.dtype") -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from layerkit.modules.base import Detections
+from layerkit.modules.base import Detections, Grounder
 from layerkit.modules.grounding.phrases import detector_forward, grounding_caption, to_detections
 from layerkit.modules.hub import PretrainedStage
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
 
 
-class GroundingDinoGrounder(PretrainedStage):
+class GroundingDinoGrounder(PretrainedStage, Grounder):
     """Image + phrase → boxes (Grounding DINO).
 
     Args:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from layerkit.modules.base import Detections
+from layerkit.modules.base import Detections, Grounder
 from layerkit.modules.grounding.phrases import detector_forward, split_queries, to_detections
 from layerkit.modules.hub import PretrainedStage
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import torch
 
 
-class Owlv2Grounder(PretrainedStage):
+class Owlv2Grounder(PretrainedStage, Grounder):
     """Image + phrase(s) → boxes (OWLv2).
 
     Args:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.errors import PromptError
+from layerkit.modules.base import Matter
 
 
-class ClosedFormMatter:
+class ClosedFormMatter(Matter):
     """Image + trimap → alpha.
 
     Args:

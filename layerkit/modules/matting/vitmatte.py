@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from layerkit.modules.base import Matter
 from layerkit.modules.hub import PretrainedStage
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def matte_input(image: np.ndarray, trimap: np.ndarray, mean: Sequence[float], st
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
-class VitMatteMatter(PretrainedStage):
+class VitMatteMatter(PretrainedStage, Matter):
     """Image + trimap → alpha with ViTMatte.
 
     Args:

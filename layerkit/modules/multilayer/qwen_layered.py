@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from layerkit.progress import diffusers_bar_config
+from layerkit.modules.base import MultiLayer
+from layerkit.ops.compositing import resize_rgba
 from layerkit.types import Layer, LayerStack
 
 HUB_ID = "Qwen/Qwen-Image-Layered"
@@ -43,21 +46,6 @@ def bucket_size(height: int, width: int, resolution: int = 640) -> tuple[int, in
     w = round(math.sqrt(resolution * resolution * ratio) / 32) * 32
     h = round(math.sqrt(resolution * resolution * ratio) / ratio / 32) * 32
     return h // 16 * 16, w // 16 * 16
-
-
-def resize_rgba(rgba: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize straight ``h×w×4`` RGBA to ``size = (H, W)`` through premultiplied colour."""
-    import cv2
-
-    h, w = size
-    if rgba.shape[:2] == (h, w):
-        return rgba.astype(np.float32)
-    interp = cv2.INTER_AREA if h < rgba.shape[0] else cv2.INTER_LINEAR
-    prem = np.concatenate([rgba[..., :3] * rgba[..., 3:4], rgba[..., 3:4]], axis=2).astype(np.float32)
-    out = cv2.resize(prem, (w, h), interpolation=interp)
-    a = np.clip(out[..., 3:4], 0.0, 1.0)
-    rgb = np.divide(out[..., :3], a, out=np.zeros_like(out[..., :3]), where=a > 1e-6)
-    return np.concatenate([np.clip(rgb, 0.0, 1.0), a], axis=2).astype(np.float32)
 
 
 def frames_to_layers(frames: np.ndarray, layers: int, size: tuple[int, int]) -> list[np.ndarray]:
@@ -126,7 +114,7 @@ def layers_to_stack(layers: list[np.ndarray], image: np.ndarray, consistent: boo
     return LayerStack(out)
 
 
-class QwenLayeredDecomposer:
+class QwenLayeredDecomposer(MultiLayer):
     """Image → ``layers`` RGBA layers with diffusers' ``QwenImageLayeredPipeline``.
 
     Args:
@@ -141,7 +129,6 @@ class QwenLayeredDecomposer:
         prompt: caption of the whole image; ``None`` lets the model caption it (Qwen2.5-VL).
         use_en_prompt: automatic caption in English (else Chinese).
         dtype: ``"auto"`` (bf16 on CUDA, fp32 on CPU), ``"bfloat16"``, ``"float16"``, ``"float32"``.
-        seed: sampler seed.
         consistent: re-solve the background so the stack recomposes the input.
         device: torch device.
 
@@ -154,7 +141,7 @@ class QwenLayeredDecomposer:
 
     def __init__(self, model: str = HUB_ID, layers: int = 4, resolution: int = 640, steps: int = 50,
                  true_cfg_scale: float = 4.0, negative_prompt: str = " ", cfg_normalize: bool = True,
-                 prompt: str | None = None, use_en_prompt: bool = True, dtype: str = "auto", seed: int = 0,
+                 prompt: str | None = None, use_en_prompt: bool = True, dtype: str = "auto",
                  consistent: bool = True, device: str = "cpu") -> None:
         from layerkit.errors import ConfigError
 
@@ -165,7 +152,7 @@ class QwenLayeredDecomposer:
             raise ConfigError(f"multilayer.dtype must be auto, bfloat16, float16 or float32, got {dtype!r}")
         self.model, self.layers, self.resolution, self.steps = str(model), int(layers), int(resolution), int(steps)
         self.true_cfg_scale, self.negative_prompt, self.cfg_normalize = float(true_cfg_scale), negative_prompt, bool(cfg_normalize)
-        self.prompt, self.use_en_prompt, self.dtype, self.seed = prompt, bool(use_en_prompt), dtype, int(seed)
+        self.prompt, self.use_en_prompt, self.dtype = prompt, bool(use_en_prompt), dtype
         self.consistent, self.device = bool(consistent), device
         self._pipe: Any = None
 
@@ -218,7 +205,7 @@ class QwenLayeredDecomposer:
                 warnings.simplefilter("ignore", FutureWarning)
                 pipe = QwenImageLayeredPipeline.from_pretrained(str(local) if local.is_dir() else self.model,
                                                                 torch_dtype=self._torch_dtype(), local_files_only=True)
-            pipe.set_progress_bar_config(disable=True)
+            pipe.set_progress_bar_config(**diffusers_bar_config())  # diffusers' own step bar, off with --quiet
             self._pipe = pipe.to(self.device)
         return self._pipe
 

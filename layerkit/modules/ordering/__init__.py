@@ -1,1 +1,1 @@
-"""Occlusion ordering stages (role ``ordering``): front-to-back order of prompted objects."""
+"""Occlusion ordering stages: object layers → their front-to-back order."""

@@ -4,7 +4,7 @@ Input: one alpha per object, all computed on the same image (first-pass masks), 
 object's extent. For every overlapping pair ``(i, j)`` three cues each give a score in
 ``[-1, 1]`` (``> 0``: ``i`` is in front of ``j``):
 
-* **contested pixels** (:func:`layerkit.pipelines.ordering.contested_owner`): where both masks
+* **contested pixels** (:func:`layerkit.modules.ordering.evidence.contested_owner`): where both masks
   claim the same pixels, a box segmenter has swallowed the occluder; the pixels' owner by colour
   is the front object;
 * **continuation** (:func:`continuation_score`, after the completion stage's shape prior): the
@@ -27,7 +27,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from layerkit.pipelines.ordering import Box, box_intersection, colour_histogram, contested_owner
+from layerkit.modules.ordering.evidence import contested_owner
+from layerkit.ops.boxes import Box, box_intersection
+from layerkit.ops.colour import colour_index, region_histogram
 
 #: most objects ranked exhaustively (n! permutations); more are ranked greedily
 EXACT_MAX = 7
@@ -65,9 +67,8 @@ def split_contested(image: np.ndarray | None, mask_i: np.ndarray, mask_j: np.nda
     ei, ej = mask_i & ~both, mask_j & ~both
     if image is None or ei.sum() < 10 or ej.sum() < 10:
         return ei, ej
-    hi, hj = colour_histogram(image, ei, bins), colour_histogram(image, ej, bins)
-    q = np.clip((image * bins).astype(np.int64), 0, bins - 1)
-    idx = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    idx = colour_index(image, bins)
+    hi, hj = region_histogram(idx, ei, bins, prior=1.0), region_histogram(idx, ej, bins, prior=1.0)
     to_i = hi[idx] >= hj[idx]
     return ei | (both & to_i), ej | (both & ~to_i)
 
@@ -131,7 +132,7 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], i
 
     Args:
         alphas: one ``H×W`` alpha per object, all computed on the same image.
-        boxes: one extent per object (:func:`layerkit.pipelines.ordering.object_box`).
+        boxes: one extent per object (:func:`layerkit.modules.ordering.evidence.object_box`).
         image: the ``H×W×3`` image (enables the contested-pixel cue).
         weights: ``(contested, continuation, cover)`` cue weights.
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from layerkit.modules.base import Refiner
+
 #: file name of the checkpoint shipped in ``layerkit/weights/`` (used when ``checkpoint`` is None)
 SHIPPED_CHECKPOINT = "hfa.pt"
 
@@ -23,7 +25,7 @@ def shipped_checkpoint() -> Path:
     return Path(str(resources.files("layerkit"))) / "weights" / SHIPPED_CHECKPOINT
 
 
-class HFARefiner:
+class HFARefiner(Refiner):
     """(C, α, F̂, B̂) → (F, B) with trained FAN/BAN nets.
 
     Args:

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerkit.modules.base import Refiner
+
 
 POOLS = ("min", "mean")
 
 
-class WaveletRefiner:
+class WaveletRefiner(Refiner):
     """(C, α, F̂, B̂) → (F, B) with composite detail restored.
 
     Args:

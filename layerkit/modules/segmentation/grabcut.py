@@ -35,10 +35,11 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.ops.colour import colour_index, region_histogram
+from layerkit.modules.base import Segmenter
 from layerkit.types import Prompt
 
 
-class GrabCutSegmenter:
+class GrabCutSegmenter(Segmenter):
     """Image + prompt → binary mask.
 
     Args:
@@ -65,13 +66,15 @@ class GrabCutSegmenter:
         background_weight: weight of the separation from the *known* background (the sure
             background outside the boxes) in the selection score, beside the separation from
             the mask's own ring (see ``_best_of``); 0 scores by the ring alone.
-        seed: OpenCV RNG seed (GrabCut's GMM initialisation uses k-means).
+
+    GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
+    pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
     """
 
     def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
                  box_margin: int = 2, refine_mask: bool = False, inits: tuple[str, ...] = ("histogram", "center", "core"),
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
-                 max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0, seed: int = 0) -> None:
+                 max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -97,13 +100,11 @@ class GrabCutSegmenter:
         self.point_region = point_region
         self.box_margin = box_margin
         self.refine_mask = refine_mask
-        self.seed = seed
 
-    def __call__(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
-        """Segment the object.
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        """Segment the object in the image of :meth:`set_image` (``H×W×3`` float in ``[0, 1]``).
 
         Args:
-            image: ``H×W×3`` float in ``[0, 1]``.
             prompt: spatial prompt in this image's pixel coordinates.
 
         Returns:
@@ -111,6 +112,7 @@ class GrabCutSegmenter:
         """
         import cv2
 
+        image = self.image
         h, w = image.shape[:2]
         if prompt.mask is not None and not self.refine_mask and prompt.points is None and prompt.boxes is None:
             return np.asarray(prompt.mask, bool)

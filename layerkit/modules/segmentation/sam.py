@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from layerkit.errors import ConfigError
+from layerkit.modules.base import Segmenter
 from layerkit.modules.hub import PretrainedStage, missing_file
 from layerkit.ops.sam_prompts import MULTIMASK_MODES, mask_logits, pick_best, plan_queries
 from layerkit.types import Prompt
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 CHECKPOINT_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
 
-class SamSegmenter(PretrainedStage):
+class SamSegmenter(PretrainedStage, Segmenter):
     """Image + prompt → mask with the original Segment Anything predictor.
 
     Args:
@@ -76,11 +77,20 @@ class SamSegmenter(PretrainedStage):
         sam.load_state_dict(state)
         return {"model": sam, "predictor": SamPredictor(sam)}
 
-    def __call__(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
-        """Segment the object.
+    crop_to_prompt = False  # the whole image is embedded once; every prompt of it reuses the embedding
+
+    def _embed(self, image: np.ndarray) -> None:
+        import torch
+
+        from layerkit.io.image import to_uint8
+
+        with torch.inference_mode():
+            self.loaded["predictor"].set_image(to_uint8(image), image_format="RGB")
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        """Segment the object in the image of :meth:`set_image` (``H×W×3`` float32 RGB in ``[0, 1]``).
 
         Args:
-            image: ``H×W×3`` float32 RGB in ``[0, 1]``.
             prompt: boxes / points / mask in this image's pixels.
 
         Returns:
@@ -88,15 +98,12 @@ class SamSegmenter(PretrainedStage):
         """
         import torch
 
-        from layerkit.io.image import to_uint8
-
         plan = plan_queries(prompt, self.multimask, self.refine_mask)
         if plan is None:
             return np.asarray(prompt.mask, bool)
         predictor = self.loaded["predictor"]
         masks, scores = [], []
         with torch.inference_mode():
-            predictor.set_image(to_uint8(image), image_format="RGB")
             side = predictor.model.prompt_encoder.mask_input_size[0]
             low_res = None if plan.mask is None else mask_logits(plan.mask, side)
             for box in plan.boxes:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from layerkit.errors import ConfigError
+from layerkit.modules.base import Segmenter
 from layerkit.modules.hub import PretrainedStage
 from layerkit.ops.sam_prompts import MASK_LOGIT, MULTIMASK_MODES, pick_best, plan_queries
 from layerkit.types import Prompt
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import torch
 
 
-class HFSamSegmenter(PretrainedStage):
+class HFSamSegmenter(PretrainedStage, Segmenter):
     """Image + prompt → mask with transformers' ``SamModel``.
 
     Args:
@@ -58,11 +59,23 @@ class HFSamSegmenter(PretrainedStage):
         model = SamModel.from_pretrained(source, dtype=dtype, **kwargs)
         return {"processor": processor, "model": model}
 
-    def __call__(self, image: np.ndarray, prompt: Prompt) -> np.ndarray:
-        """Segment the object.
+    crop_to_prompt = False  # the whole image is embedded once; every prompt of it reuses the embedding
+
+    def _embed(self, image: np.ndarray) -> None:
+        import torch
+
+        from layerkit.io.image import to_uint8
+
+        parts = self.loaded
+        self._image8 = to_uint8(image)
+        pixels = parts["processor"](images=self._image8, return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            self._embedding = parts["model"].get_image_embeddings(pixels.to(self.device, self.torch_dtype))
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        """Segment the object in the image of :meth:`set_image` (``H×W×3`` float32 RGB in ``[0, 1]``).
 
         Args:
-            image: ``H×W×3`` float32 RGB in ``[0, 1]``.
             prompt: boxes / points / mask in this image's pixels.
 
         Returns:
@@ -70,11 +83,10 @@ class HFSamSegmenter(PretrainedStage):
         """
         import torch
 
-        from layerkit.io.image import to_uint8
-
         plan = plan_queries(prompt, self.multimask, self.refine_mask)
         if plan is None:
             return np.asarray(prompt.mask, bool)
+        self.image  # noqa: B018 - raises when set_image was not called
         parts = self.loaded
         processor, model = parts["processor"], parts["model"]
         dtype = self.torch_dtype
@@ -87,8 +99,8 @@ class HFSamSegmenter(PretrainedStage):
             kwargs["input_labels"] = [[plan.labels.tolist()] * n]  # type: ignore[union-attr]
         if plan.mask is not None:
             kwargs["segmentation_maps"] = plan.mask.astype(np.uint8)
-        inputs = processor(images=to_uint8(image), return_tensors="pt", **kwargs)
-        feed: dict[str, torch.Tensor] = {"pixel_values": inputs["pixel_values"].to(self.device, dtype)}
+        inputs = processor(images=self._image8, return_tensors="pt", **kwargs)  # prompt coordinates, resized mask
+        feed: dict[str, torch.Tensor] = {"image_embeddings": self._embedding}
         for key in ("input_boxes", "input_points"):
             if key in inputs:
                 feed[key] = inputs[key].to(self.device, dtype)

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerkit.modules.base import Trimapper
 from layerkit.ops.colour import colour_index, region_histogram
 
 
-class MorphologyTrimapper:
+class MorphologyTrimapper(Trimapper):
     """Mask → trimap (0 = background, 0.5 = unknown, 1 = foreground).
 
     Args:

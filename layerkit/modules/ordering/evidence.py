@@ -1,4 +1,4 @@
-"""Front-to-back order of objects from their mutual occlusion, and duplicate detection.
+"""Front-to-back order of objects from their mutual occlusion (weight-free).
 
 Given one alpha per prompt, all computed on the same image, two cues decide which of two
 overlapping objects is in front:
@@ -22,38 +22,29 @@ from typing import Sequence
 
 import numpy as np
 
+from layerkit.modules.base import Orderer
+from layerkit.ops.boxes import Box, box_intersection, box_union
+from layerkit.ops.colour import colour_index, region_histogram
 from layerkit.types import Prompt, alpha_bbox
-
-Box = tuple[int, int, int, int]
 
 #: scores of smaller magnitude are "no evidence" (a tie) when ranking
 TIE = 0.05
 
 
-def box_intersection(a: Box | None, b: Box | None) -> Box | None:
-    """Intersection of two xyxy boxes, or None when they do not overlap."""
-    if a is None or b is None:
-        return None
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+class OcclusionOrderer(Orderer):
+    """Objects → front-to-back order by pairwise occlusion evidence (:func:`occlusion_order`).
 
+    Args:
+        tie: pairwise scores below this magnitude count as no evidence.
+        min_contest: smallest contested share of the smaller object that decides by colour.
+    """
 
-def box_union(a: Box | None, b: Box | None) -> Box | None:
-    """Smallest box holding both (None entries are ignored)."""
-    if a is None or b is None:
-        return a if b is None else b
-    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+    def __init__(self, tie: float = TIE, min_contest: float = 0.02) -> None:
+        self.tie, self.min_contest = float(tie), float(min_contest)
 
-
-def box_area(b: Box | None) -> int:
-    return 0 if b is None else max(0, b[2] - b[0]) * max(0, b[3] - b[1])
-
-
-def box_iou(a: Box | None, b: Box | None) -> float:
-    """Intersection over union of two xyxy boxes (0 when either is None)."""
-    inter = box_area(box_intersection(a, b))
-    union = box_area(a) + box_area(b) - inter
-    return inter / union if union > 0 else 0.0
+    def __call__(self, image: np.ndarray, alphas: list[np.ndarray], prompts: list[Prompt | None]) -> list[int]:
+        boxes = [object_box(a, p) for a, p in zip(alphas, prompts)]
+        return occlusion_order(alphas, boxes, image, tie=self.tie, min_contest=self.min_contest)
 
 
 def object_box(alpha: np.ndarray, prompt: Prompt | None = None, threshold: float = 0.5) -> Box | None:
@@ -61,37 +52,6 @@ def object_box(alpha: np.ndarray, prompt: Prompt | None = None, threshold: float
     a = alpha_bbox(alpha, threshold)
     p = prompt.bbox() if prompt is not None else None
     return box_union(a, p)
-
-
-def prompts_equal(p: Prompt, q: Prompt, box_iou_min: float = 0.95, point_tol: float = 1.0) -> bool:
-    """True when two prompts ask for the same thing (same text, points within ``point_tol`` px,
-    same mask, boxes matching with IoU ≥ ``box_iou_min``)."""
-    if (p.text or "").lower() != (q.text or "").lower():
-        return False
-    for a, b in ((p.points, q.points), (p.boxes, q.boxes), (p.mask, q.mask)):
-        if (a is None) != (b is None):
-            return False
-    if p.points is not None:
-        if p.points.shape != q.points.shape or not np.array_equal(p.labels, q.labels):  # type: ignore[union-attr]
-            return False
-        if np.abs(p.points - q.points).max() > point_tol:  # type: ignore[operator]
-            return False
-    if p.boxes is not None:
-        if p.boxes.shape != q.boxes.shape:  # type: ignore[union-attr]
-            return False
-        for a, b in zip(p.boxes, q.boxes):  # type: ignore[arg-type]
-            if box_iou(tuple(a), tuple(b)) < box_iou_min:  # type: ignore[arg-type]
-                return False
-    if p.mask is not None and (p.mask.shape != q.mask.shape or not np.array_equal(p.mask, q.mask)):  # type: ignore[union-attr]
-        return False
-    return True
-
-
-def colour_histogram(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> np.ndarray:
-    """Normalised ``bins³`` RGB histogram (add-one smoothed) of the ``H×W×3`` image under ``mask``."""
-    q = np.clip((image[mask] * bins).astype(np.int64), 0, bins - 1)
-    h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins ** 3).astype(np.float64) + 1.0
-    return h / h.sum()
 
 
 def contested_owner(image: np.ndarray, alpha_i: np.ndarray, alpha_j: np.ndarray, bins: int = 8,
@@ -115,9 +75,9 @@ def contested_owner(image: np.ndarray, alpha_i: np.ndarray, alpha_j: np.ndarray,
     small_i, small_j = ei.sum() < max(min_pixels, 0.05 * mi.sum()), ej.sum() < max(min_pixels, 0.05 * mj.sum())
     if small_i or small_j:  # one object lies inside the other's alpha: the swallowed one is the occluder
         return float(small_i) - float(small_j), n
-    hi, hj = colour_histogram(image, ei, bins), colour_histogram(image, ej, bins)
-    q = np.clip((image[both] * bins).astype(np.int64), 0, bins - 1)
-    idx = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+    index = colour_index(image, bins)
+    hi, hj = region_histogram(index, ei, bins, prior=1.0), region_histogram(index, ej, bins, prior=1.0)
+    idx = index[both]
     to_i = float((hi[idx] > hj[idx]).mean())
     return 2.0 * to_i - 1.0, n
 
@@ -156,7 +116,7 @@ def occlusion_score(alpha_i: np.ndarray, alpha_j: np.ndarray, box_i: Box | None,
 
 
 def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], image: np.ndarray | None = None,
-                    tie: float = TIE) -> list[int]:
+                    tie: float = TIE, min_contest: float = 0.02) -> list[int]:
     """Front-to-back order of objects from pairwise :func:`occlusion_score`.
 
     The front-most remaining object is picked repeatedly: most pairwise wins minus losses against
@@ -168,6 +128,7 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], i
         boxes: one extent per object (see :func:`object_box`).
         image: the ``H×W×3`` image the alphas come from (enables the contested-pixel cue).
         tie: scores below this magnitude count as no evidence.
+        min_contest: see :func:`occlusion_score`.
 
     Returns:
         Object indices, front-most first.
@@ -178,7 +139,7 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], i
     s = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            s[i, j] = occlusion_score(alphas[i], alphas[j], boxes[i], boxes[j], image)
+            s[i, j] = occlusion_score(alphas[i], alphas[j], boxes[i], boxes[j], image, min_contest)
             s[j, i] = -s[i, j]
     remaining = list(range(n))
     order: list[int] = []
@@ -191,11 +152,3 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], i
         order.append(best)
         remaining.remove(best)
     return order
-
-
-def same_object(alpha_i: np.ndarray, alpha_j: np.ndarray, threshold: float = 0.8) -> float | None:
-    """Soft IoU of two alphas when it reaches ``threshold`` (the same object), else None."""
-    from layerkit.evaluation.metrics import soft_iou
-
-    iou = soft_iou(alpha_i, alpha_j, empty=0.0)
-    return iou if iou >= threshold else None

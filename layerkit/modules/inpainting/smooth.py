@@ -1,36 +1,12 @@
-"""Background completion: fill the pixels hidden behind an object (weight-free methods).
+"""Smooth hole filling: membrane (harmonic) and biharmonic interpolation, pull-push, OpenCV.
 
-Every method takes an ``H×W×C`` float image in ``[0, 1]`` (HWC, usually ``C = 3``) and an
-``H×W`` bool ``hole`` (True = unknown) and returns a float32 ``H×W×C`` image with the hole
-filled; pixels outside the hole are returned unchanged.
-
-Methods (:data:`METHODS`; measured on the dev set in ``docs/inpainting.md``):
-
-- ``harmonic`` (default): membrane interpolation — the solution of Laplace's equation inside
-  the hole with the known pixels as boundary values, solved coarse-to-fine (pull-push
-  pyramid for the start, a few Jacobi sweeps per level). The smoothest fill that meets the
-  boundary; best occluded-region PSNR and the fastest after ``pushpull``.
-- ``pushpull``: the pull-push pyramid alone (Gortler et al. 1996), no relaxation.
-- ``biharmonic``: scikit-image's biharmonic inpainting on the pyramid level whose hole has at
-  most ``max_unknowns`` pixels, upsampled, then matched to the full-resolution boundary by a
-  harmonic correction.
-- ``telea`` / ``ns``: OpenCV's fast-marching (Telea 2004) and Navier-Stokes inpainting.
-- ``exemplar``: coarse-to-fine PatchMatch texture synthesis (Wexler et al. 2007, Barnes et al.
-  2009), see :mod:`layerkit.modules.decomposition.patchmatch`. Sharp, but slower and lower PSNR.
-- ``texture``: ``harmonic`` low frequencies plus the high frequencies of ``exemplar``: the
-  colours of the smooth fill with the grain of the surrounding texture.
-
-Example:
-    >>> img = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
-    >>> hole = np.zeros((64, 64), bool); hole[20:40, 20:40] = True
-    >>> out = inpaint(img, hole, "harmonic")
-    >>> out.shape, bool(np.array_equal(out[~hole], img[~hole]))
-    ((64, 64, 3), True)
+Every function takes an ``H×W×C`` float image in ``[0, 1]`` (HWC) and an ``H×W`` bool ``hole``
+(True = unknown) and returns a float32 ``H×W×C`` image with the hole filled; pixels outside the
+hole are returned unchanged. The method list and the dispatcher are in
+:mod:`layerkit.modules.inpainting`.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -140,71 +116,6 @@ def match_boundary(image: np.ndarray, hole: np.ndarray, fill: np.ndarray, iterat
     residual = np.where(hole[..., None], 0.0, image - fill).astype(np.float32)
     correction = _coarse_to_fine(residual, hole, iterations)
     return np.where(hole[..., None], fill + correction, image).astype(np.float32)
-
-
-def inpaint_texture(image: np.ndarray, hole: np.ndarray, sigma: float = 2.0, seed: int = 0) -> np.ndarray:
-    """Harmonic low frequencies + exemplar high frequencies.
-
-    Args:
-        image: ``H×W×C`` float image in ``[0, 1]``.
-        hole: ``H×W`` bool, True where unknown.
-        sigma: Gaussian sigma (pixels) splitting low from high frequencies.
-        seed: random seed of the PatchMatch search.
-
-    Returns:
-        ``H×W×C`` float32 in ``[0, 1]``.
-    """
-    from layerkit.modules.decomposition.patchmatch import inpaint_exemplar
-
-    smooth = inpaint_harmonic(image, hole)
-    tex = inpaint_exemplar(image, hole, seed=seed)
-    detail = tex - cv2.GaussianBlur(tex, (0, 0), sigma).reshape(tex.shape)
-    out = np.clip(smooth + detail, 0.0, 1.0)
-    return np.where(hole[..., None], out, image).astype(np.float32)
-
-
-def _exemplar(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    from layerkit.modules.decomposition.patchmatch import inpaint_exemplar
-
-    return inpaint_exemplar(image, hole)
-
-
-METHODS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "harmonic": inpaint_harmonic,
-    "pushpull": inpaint_pushpull,
-    "biharmonic": inpaint_biharmonic,
-    "telea": lambda image, hole: inpaint_opencv(image, hole, "telea"),
-    "ns": lambda image, hole: inpaint_opencv(image, hole, "ns"),
-    "exemplar": _exemplar,
-    "texture": inpaint_texture,
-}
-
-
-def inpaint(image: np.ndarray, hole: np.ndarray, method: str = "harmonic") -> np.ndarray:
-    """Fill ``hole`` in ``image`` with ``method`` (one of :data:`METHODS`).
-
-    Args:
-        image: ``H×W×C`` float image in ``[0, 1]`` (HWC).
-        hole: ``H×W`` bool (or 0/1) mask, True where the image is unknown.
-        method: name in :data:`METHODS`.
-
-    Returns:
-        ``H×W×C`` float32; equal to ``image`` outside the hole.
-
-    Raises:
-        ValueError: unknown method, shapes that do not match, or a hole covering every pixel.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown inpainting method {method!r}; valid: {', '.join(sorted(METHODS))}")
-    image = np.asarray(image)
-    hole = np.asarray(hole).astype(bool)
-    if image.ndim != 3 or hole.shape != image.shape[:2]:
-        raise ValueError(f"expected an H×W×C image and an H×W hole, got image {image.shape} and hole {hole.shape}")
-    if not hole.any():
-        return image.astype(np.float32)
-    if hole.all():
-        raise ValueError("the hole covers every pixel, so there is nothing to fill it from; pass a crop with visible background")
-    return METHODS[method](image.astype(np.float32), hole)
 
 
 # ---------------------------------------------------------------------------- pyramid helpers

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from numba import njit
 
-from layerkit.modules.decomposition.inpaint import inpaint_harmonic
+from layerkit.modules.inpainting.smooth import inpaint_harmonic
 
 
 @njit(cache=True, fastmath=True)
@@ -211,3 +211,22 @@ def _upsample_field(field: tuple[np.ndarray, ...], ty: np.ndarray, tx: np.ndarra
     pick = rng.integers(0, sy.size, int(bad.sum()))
     ny[bad], nx[bad] = sy[pick], sx[pick]
     return ny.astype(np.int64), nx.astype(np.int64)
+
+
+def inpaint_texture(image: np.ndarray, hole: np.ndarray, sigma: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Harmonic low frequencies + exemplar high frequencies.
+
+    Args:
+        image: ``H×W×C`` float image in ``[0, 1]``.
+        hole: ``H×W`` bool, True where unknown.
+        sigma: Gaussian sigma (pixels) splitting low from high frequencies.
+        seed: random seed of the PatchMatch search.
+
+    Returns:
+        ``H×W×C`` float32 in ``[0, 1]``.
+    """
+    smooth = inpaint_harmonic(image, hole)
+    tex = inpaint_exemplar(image, hole, seed=seed)
+    detail = tex - cv2.GaussianBlur(tex, (0, 0), sigma).reshape(tex.shape)
+    out = np.clip(smooth + detail, 0.0, 1.0)
+    return np.where(hole[..., None], out, image).astype(np.float32)

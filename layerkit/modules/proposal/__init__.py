@@ -1,0 +1,1 @@
+"""Object proposal stages: image → object prompts for the automatic multi-layer mode."""
