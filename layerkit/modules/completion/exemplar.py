@@ -39,6 +39,8 @@ from layerkit.modules.base import Completer
 from layerkit.types import Layer, LayerStack
 
 FILLS = ("exemplar", "harmonic", "texture")
+#: visible pixels within this many pixels of the hidden region start the straight continuation
+RING = 4
 SHAPES = ("auto", "hull", "extend", "ellipse", "none")
 
 
@@ -85,7 +87,8 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float) -> np.ndarray
     not touching ``hidden``), i.e. the silhouette's sides are continued straight.
     """
     v8 = visible.astype(np.uint8)
-    ring = cv2.dilate(hidden.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & visible
+    k = 2 * RING + 1
+    ring = cv2.dilate(hidden.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool) & visible
     if not ring.any():
         return np.zeros_like(hidden)
     inner = cv2.distanceTransform(np.pad(v8, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
