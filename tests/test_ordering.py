@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerkit.modules.ordering.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
 from layerkit.modules.ordering.evidence import object_box
+from layerkit.modules.ordering.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
 
 H, W = 80, 120
 
@@ -44,7 +44,7 @@ def test_order_puts_the_occluder_first_whatever_the_given_order(perm: tuple[int,
 
 def test_swallowed_occluder_is_split_by_colour() -> None:
     (disc, square, _), image = scene()
-    swallowing = np.maximum(disc, square * ((np.mgrid[:H, :W][1] < 62)))   # the disc's mask took part of the square
+    swallowing = np.maximum(disc, square * (np.mgrid[:H, :W][1] < 62))   # the disc's mask took part of the square
     si, sj = split_contested(image, swallowing > 0.5, square > 0.5)
     assert not (si & sj).any() and sj.sum() == (square > 0.5).sum()
     assert pair_score(square, swallowing, object_box(square), object_box(swallowing), image) > 0

@@ -104,7 +104,7 @@ def test_missing_weights_name_the_config_key(tmp_path: Path, model_dir: Path) ->
     with pytest.raises(MissingModelError, match="decomposer.model"):
         Pipeline.from_config("reflayer")
     with pytest.raises(MissingModelError, match="decomposer.model"):
-        RefLayerDecomposer(model=str(tmp_path / "nothing")).loaded
+        _ = RefLayerDecomposer(model=str(tmp_path / "nothing")).loaded
     (model_dir / "alpha_decoder" / "config.json").unlink()
     reasons = RefLayerDecomposer(model=str(model_dir)).missing_weights()
     assert len(reasons) == 1 and "alpha_decoder/config.json" in reasons[0]

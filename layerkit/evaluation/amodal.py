@@ -26,7 +26,8 @@ calibration that cannot run here; they are not computed.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -118,8 +119,10 @@ class RefLayerDataModule(L.LightningDataModule):
             tr = [d for d in dirs if read_meta(d)["target"] not in held]
             va = [d for d in dirs if read_meta(d)["target"] in held] or dirs[:1]
             self.split = {"fg_train": sorted(set(targets) - held), "fg_val": sorted(held)}
-            self.train_set = TripletDataset([], [], hp.train_samples, hp.size, hp.seed, False, hp.prompt_keep, occ, dirs=tr or dirs)
-            self.val_set = TripletDataset([], [], min(hp.val_samples, len(va)), hp.size, hp.seed, True, hp.prompt_keep, occ, dirs=va)
+            self.train_set = TripletDataset([], [], hp.train_samples, hp.size, hp.seed, False, hp.prompt_keep, occ,
+                                            dirs=tr or dirs)
+            self.val_set = TripletDataset([], [], min(hp.val_samples, len(va)), hp.size, hp.seed, True, hp.prompt_keep, occ,
+                                          dirs=va)
             return
         fgs = [p for p in list_images(hp.fg_dir, "fg") if p.suffix.lower() == ".png"]
         if len(fgs) < 2:
@@ -130,7 +133,8 @@ class RefLayerDataModule(L.LightningDataModule):
         self.split = {"fg_train": [p.name for p in fg_tr], "fg_val": [p.name for p in fg_va],
                       "bg_train": [p.name for p in bg_tr], "bg_val": [p.name for p in bg_va]}
         self.train_set = TripletDataset(fg_tr, bg_tr, hp.train_samples, hp.size, hp.seed, False, hp.prompt_keep, occ)
-        self.val_set = TripletDataset(fg_va, bg_va, hp.val_samples, hp.size, hp.seed, True, hp.prompt_keep, occ, occluder_files=fgs)
+        self.val_set = TripletDataset(fg_va, bg_va, hp.val_samples, hp.size, hp.seed, True, hp.prompt_keep, occ,
+                                      occluder_files=fgs)
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         w = int(self.hparams.num_workers)
@@ -197,7 +201,8 @@ class RefLayerModule(TrainModule):
         m.transformer, m.alpha_decoder = nets["transformer"], nets["alpha_decoder"]
         return m
 
-    def losses(self, batch: dict[str, Any], model: nn.Module, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def losses(self, batch: dict[str, Any], model: nn.Module,
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             x0 = model.encode(batch["layer"])
             cond = torch.cat([model.encode(batch["image"]), model.encode(batch["canvas"])], dim=1)
@@ -233,7 +238,8 @@ class RefLayerModule(TrainModule):
         none = gt * (vis > 0.5)
         inter = torch.minimum(a, gt_a).sum()
         union = torch.maximum(a, gt_a).sum().clamp_min(1e-6)
-        self.log_dict({"val/sample_hidden_l1": hidden_l1(rgb, gt, gt_a, vis), "val/none_hidden_l1": hidden_l1(none, gt, gt_a, vis),
+        self.log_dict({"val/sample_hidden_l1": hidden_l1(rgb, gt, gt_a, vis),
+                       "val/none_hidden_l1": hidden_l1(none, gt, gt_a, vis),
                        "val/sample_alpha_iou": inter / union}, batch_size=k)
         if batch_idx == 0:
             self.keep_images(0, {"image": batch["image"][:k], "canvas": batch["canvas"][:k], "layer": rgb * a,

@@ -33,9 +33,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from layerkit.modules.base import Completer
 from layerkit.modules.inpainting.patchmatch import _search, _upsample_field, _vote
 from layerkit.modules.inpainting.smooth import inpaint_harmonic
-from layerkit.modules.base import Completer
 from layerkit.types import Layer, LayerStack
 
 FILLS = ("exemplar", "harmonic", "texture")

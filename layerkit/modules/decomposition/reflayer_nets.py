@@ -29,8 +29,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,7 +116,7 @@ class AlphaDecoder(ModelMixin, ConfigMixin):
                                norm_num_groups=norm_num_groups, act_fn=act_fn)
 
     @classmethod
-    def from_vae(cls, vae: nn.Module) -> "AlphaDecoder":
+    def from_vae(cls, vae: nn.Module) -> AlphaDecoder:
         """Same structure as ``vae``'s decoder; all weights copied but the last conv's (its mean over RGB)."""
         c = vae.config
         dec = cls(int(c.latent_channels), list(c.block_out_channels), int(c.layers_per_block), int(c.norm_num_groups),
@@ -204,7 +205,8 @@ class RefLayerModel(nn.Module):
         pooled[idx] = fit_width(out.text_embeds, pooled.shape[-1]).to(pooled)
         return emb, pooled
 
-    def predict(self, noisy: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def predict(self, noisy: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor,
+                text: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Velocity ``ε − x₀`` for a noisy layer latent at noise levels ``sigma`` (``B``, in ``[0, 1]``)."""
         x = torch.cat([noisy, cond.to(noisy.dtype)], dim=1).to(self.transformer.dtype)
         t = (sigma * 1000.0).to(x.dtype).reshape(-1)
@@ -214,7 +216,7 @@ class RefLayerModel(nn.Module):
     # ------------------------------------------------------------------ building and loading
     @classmethod
     def from_scratch(cls, vae: nn.Module, transformer: dict[str, Any], text_encoder: nn.Module | None = None,
-                     tokenizer: Any = None, text_tokens: int = 8) -> "RefLayerModel":
+                     tokenizer: Any = None, text_tokens: int = 8) -> RefLayerModel:
         """A random transformer (``transformer`` = its arguments) around a given VAE and optional text encoder."""
         from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
 
@@ -231,7 +233,7 @@ class RefLayerModel(nn.Module):
                    text_encoder, tokenizer)
 
     @classmethod
-    def from_sd3(cls, name: str, vae: nn.Module | None = None, text_tokens: int = 77) -> "RefLayerModel":
+    def from_sd3(cls, name: str, vae: nn.Module | None = None, text_tokens: int = 77) -> RefLayerModel:
         """Start from a Stable Diffusion 3 checkpoint folder (``transformer/``, ``vae/``, ``text_encoder/``,
         ``tokenizer/``, ``scheduler/``): ``pos_embed.proj`` is widened to take the image and canvas
         latents (new input channels get zero weights, so step 0 computes what SD3 does)."""
@@ -284,7 +286,7 @@ class RefLayerModel(nn.Module):
         return root
 
     @classmethod
-    def from_pretrained(cls, name: str, torch_dtype: torch.dtype | None = None, local_files_only: bool = True) -> "RefLayerModel":
+    def from_pretrained(cls, name: str, torch_dtype: torch.dtype | None = None, local_files_only: bool = True) -> RefLayerModel:
         """Load a folder written by :meth:`save_pretrained` (or a hub id with that layout).
 
         Raises:
@@ -328,5 +330,5 @@ class RefLayerModel(nn.Module):
             tok = CLIPTokenizer.from_pretrained(src, subfolder="tokenizer", local_files_only=local_files_only)
         return cls(net, vae, alpha, sched, (null["embeds"], null["pooled"]), enc, tok)
 
-    def copy(self) -> "RefLayerModel":
+    def copy(self) -> RefLayerModel:
         return copy.deepcopy(self)

@@ -22,7 +22,7 @@ wins-minus-losses above), ties keeping the given order.
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -57,7 +57,8 @@ def continuation_score(mask_i: np.ndarray, mask_j: np.ndarray, min_pixels: int =
     return 0.0 if total < min_pixels else (into_i - into_j) / total
 
 
-def split_contested(image: np.ndarray | None, mask_i: np.ndarray, mask_j: np.ndarray, bins: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def split_contested(image: np.ndarray | None, mask_i: np.ndarray, mask_j: np.ndarray,
+                    bins: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Make two masks disjoint: each pixel both claim goes to the object whose uncontested
     pixels' colour histogram gives its colour the higher likelihood (to ``i`` on ties, or to
     neither when ``image`` is None)."""
