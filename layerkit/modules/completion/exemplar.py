@@ -78,13 +78,15 @@ def _ellipse(visible: np.ndarray, hidden: np.ndarray, min_iou: float) -> np.ndar
     return e if union > 0 and inter / union >= min_iou else None
 
 
-def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float) -> np.ndarray:
+def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool = False) -> np.ndarray:
     """Continue ``visible`` into ``hidden`` along its own outline.
 
     A hidden pixel joins the object when (1) it lies within ``depth`` × the object's half-width
-    (the radius of the largest disc inside the visible part) of those pixels, and
-    (2) it is on the inner side of the tangent at its nearest *true* contour point (the outline
-    not touching ``hidden``), i.e. the silhouette's sides are continued straight.
+    (the radius of the largest disc inside the visible part) of the visible pixels touching
+    ``hidden`` (within :data:`RING` pixels), and, with ``sides``, (2) it is on the inner side of the
+    tangent at its nearest *true* contour point (the outline not touching ``hidden``), i.e. the
+    silhouette's sides are continued straight (on the A set that test cut more than it kept:
+    hidden L1 0.247 with it, 0.241 without).
     """
     v8 = visible.astype(np.uint8)
     k = 2 * RING + 1
@@ -98,7 +100,7 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float) -> np.ndarray
     near_h = cv2.dilate(hidden.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     true_edge = edge & ~near_h
     out = hidden & reach
-    if true_edge.sum() < 3:
+    if not sides or true_edge.sum() < 3:
         return out
     blur = cv2.GaussianBlur(visible.astype(np.float32), (0, 0), 2.0)
     gy, gx = np.gradient(blur)
@@ -117,7 +119,7 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float) -> np.ndarray
 
 
 def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", ellipse_iou: float = 0.8,
-                 depth: float = 2.0) -> np.ndarray:
+                 depth: float = 1.0, sides: bool = False) -> np.ndarray:
     """Where the object continues inside ``hidden`` (a bool ``H×W`` mask, subset of ``hidden``).
 
     Args:
@@ -127,6 +129,8 @@ def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", e
             ``"ellipse"`` (a fitted ellipse, hull when none fits), ``"auto"`` (hull plus the
             ellipse when one fits, else hull plus :func:`_extend`), ``"none"``.
         ellipse_iou: least IoU of the fitted ellipse with ``visible`` outside ``hidden``.
+        depth: reach of :func:`_extend` in object half-widths.
+        sides: continue the silhouette's sides straight in :func:`_extend` (the tangent test).
     """
     if shape == "none" or not visible.any():
         return np.zeros_like(hidden)
@@ -138,7 +142,7 @@ def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", e
     if e is not None:
         out = (out | e) if shape == "auto" else e
     elif shape in ("auto", "extend"):
-        out |= _extend(visible, hidden, depth)
+        out |= _extend(visible, hidden, depth, sides)
     return out & hidden
 
 
@@ -265,6 +269,9 @@ class ExemplarCompleter(Completer):
         cover_threshold: least cover by the layers above at which a pixel of a layer is hidden
             (and may be rewritten); in ``(0.5, 1]``.
         ellipse_iou: least agreement of a fitted ellipse with the visible mask to be used.
+        depth: how far (in object half-widths) the visible part is continued where no ellipse fits.
+        sides: restrict that continuation to the silhouette's sides continued straight.
+        keep_existing: keep what the layer already has in its hidden region (α > 0.5).
         patch_size: odd PatchMatch patch side (pixels).
         margin: context kept around each object's box when cropping, as a share of its size.
         seed: PatchMatch seed.
@@ -276,8 +283,8 @@ class ExemplarCompleter(Completer):
     role = "completion"
 
     def __init__(self, shape: str = "auto", fill: str = "texture", cover_threshold: float = 0.5,
-                 ellipse_iou: float = 0.8, depth: float = 1.5, keep_existing: bool = True, patch_size: int = 7,
-                 margin: float = 0.5, seed: int = 0) -> None:
+                 ellipse_iou: float = 0.8, depth: float = 1.0, sides: bool = False, keep_existing: bool = True,
+                 patch_size: int = 7, margin: float = 0.5, seed: int = 0) -> None:
         if shape not in SHAPES:
             raise ValueError(f"completion.shape must be one of {', '.join(SHAPES)}, got {shape!r}")
         if fill not in FILLS:
@@ -290,7 +297,7 @@ class ExemplarCompleter(Completer):
             raise ValueError(f"completion.margin must be >= 0, got {margin}")
         if depth < 0:
             raise ValueError(f"completion.depth must be >= 0, got {depth}")
-        self.depth, self.keep_existing = float(depth), bool(keep_existing)
+        self.depth, self.sides, self.keep_existing = float(depth), bool(sides), bool(keep_existing)
         self.shape, self.fill, self.cover_threshold = shape, fill, float(cover_threshold)
         self.ellipse_iou, self.patch_size, self.margin, self.seed = float(ellipse_iou), int(patch_size), float(margin), int(seed)
 
@@ -322,7 +329,7 @@ class ExemplarCompleter(Completer):
         hid, vis = hidden[crop], visible[crop]
         if not hid.any():
             return rgba
-        target = amodal_shape(vis, hid, self.shape, self.ellipse_iou, self.depth)
+        target = amodal_shape(vis, hid, self.shape, self.ellipse_iou, self.depth, self.sides)
         if self.keep_existing:
             target |= hid & (alpha[crop] > 0.5)
         source = (alpha[crop] > 0.9) & (cover[crop] < 0.01)
