@@ -3,15 +3,18 @@
 
 For each mode the stacks are made by ``scripts/decompose_layers.py`` (prompted: one box per GT
 object, given in a seeded random order so the depth order must be inferred; automatic: no
-prompt), scored by ``layerkit eval-layers --pred-dir`` (LayerD protocol: DTW RGB L1 and alpha
-soft IoU per merge level), and summed up with the recomposition PSNR and seconds per image from
-the script's reports.
+prompt), scored by ``layerkit eval-layers --pred-dir`` under both protocols (``layerd``: LayerD's
+own evaluation, comparable with published figures; ``layerkit``: exact re-alignment per candidate
+merge; DTW RGB L1 and alpha soft IoU per merge level), and summed up with the recomposition PSNR
+and seconds per image from the script's reports.
 
 Usage:
     layerkit make-dataset --fg-dir FG --bg-dir BG --objects 3 --n 30 --seed 0 -o multi3/
     python benchmarks/multilayer.py multi3/ -o bench_multi3/ [--modes prompted auto] [--config classical+peel]
 
-Writes ``OUT/<mode>/stacks``, ``OUT/<mode>/eval`` and ``OUT/summary.md`` / ``summary.json``.
+Writes ``OUT/<mode>/stacks``, ``OUT/<mode>/eval`` (layerd), ``OUT/<mode>/eval_layerkit`` and
+``OUT/summary.md`` / ``summary.json`` (one row per mode and protocol; ``*_m5`` is merge level 5 or
+the deepest level reached, ``max_level``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ def write_prompts(data: Path, path: Path, seed: int) -> None:
     for d in sorted(p for p in data.iterdir() if (p / "prompts.json").is_file()):
         objs = json.loads((d / "prompts.json").read_text())["objects"]
         order = np.random.default_rng([seed, int(d.name) if d.name.isdigit() else 0]).permutation(len(objs))
-        lines.append(json.dumps({"image": d.name, "objects": [{"box": objs[i]["box_xyxy"], "name": objs[i]["label"]} for i in order]}))
+        objects = [{"box": objs[i]["box_xyxy"], "name": objs[i]["label"]} for i in order]
+        lines.append(json.dumps({"image": d.name, "objects": objects}))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -57,7 +61,25 @@ def order_accuracy(data: Path, stacks: Path, seed: int) -> float | None:
     return ok / total if total else None
 
 
-def run_mode(data: Path, out: Path, mode: str, args: argparse.Namespace) -> dict:
+PROTOCOLS = {"layerd": "eval", "layerkit": "eval_layerkit"}  # protocol → output folder under OUT/<mode>
+
+
+def score(data: Path, mdir: Path, protocol: str, limit: int | None) -> dict:
+    """``layerkit eval-layers --pred-dir`` under ``protocol``; the per-level means at levels 0 and 5 (or the deepest)."""
+    ev = [sys.executable, "-m", "layerkit", "eval-layers", str(data), "--pred-dir", str(mdir / "stacks"),
+          "-o", str(mdir / PROTOCOLS[protocol]), "--overwrite", "--max-merges", "5", "--protocol", protocol, "--quiet"]
+    if limit:
+        ev += ["--limit", str(limit)]
+    subprocess.run(ev, check=False)
+    res = json.loads((mdir / PROTOCOLS[protocol] / "results.json").read_text())
+    lv = {lvl["merges"]: lvl for lvl in res["levels"]}
+    top = lv[min(5, max(lv))]
+    return {"protocol": protocol, "n": res["n"], "n_scored": res["n_ok"] - res.get("n_skipped", 0),
+            "max_level": max(lv), "cost_m0": lv[0]["cost"], "rgb_l1_m0": lv[0]["rgb_l1"], "iou_m0": lv[0]["alpha_iou"],
+            "cost_m5": top["cost"], "rgb_l1_m5": top["rgb_l1"], "iou_m5": top["alpha_iou"]}
+
+
+def run_mode(data: Path, out: Path, mode: str, args: argparse.Namespace) -> list[dict]:
     mdir = out / mode
     mdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(ROOT / "scripts" / "decompose_layers.py"), str(data), "--pattern", "*/composite.png",
@@ -69,24 +91,17 @@ def run_mode(data: Path, out: Path, mode: str, args: argparse.Namespace) -> dict
         cmd += ["--auto"]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
-    subprocess.run(cmd, check=False)
-    ev = [sys.executable, "-m", "layerkit", "eval-layers", str(data), "--pred-dir", str(mdir / "stacks"), "-o", str(mdir / "eval"),
-          "--overwrite", "--max-merges", "5"]
-    if args.limit:
-        ev += ["--limit", str(args.limit)]
-    subprocess.run(ev, check=False)
-    res = json.loads((mdir / "eval" / "results.json").read_text())
+    if not args.score_only:
+        subprocess.run(cmd, check=False)
     reports = [json.loads(p.read_text()) for p in sorted((mdir / "stacks" / "reports").glob("*.json"))]
     psnrs = [r["recompose_psnr_db"] for r in reports if r["recompose_psnr_db"] is not None]
-    lv = {lvl["merges"] if "merges" in lvl else k: lvl for k, lvl in enumerate(res["levels"])}
-    return {"mode": mode, "n": res["n"], "n_ok": res["n_ok"],
-            "rgb_l1_m0": lv[0]["rgb_l1"], "iou_m0": lv[0]["alpha_iou"], "rgb_l1_m5": lv[max(lv)]["rgb_l1"], "iou_m5": lv[max(lv)]["alpha_iou"],
-            "psnr_mean": float(np.mean(psnrs)) if psnrs else None, "psnr_min": float(np.min(psnrs)) if psnrs else None,
-            "seconds_per_image": float(np.mean([r["seconds"] for r in reports])) if reports else None,
-            "layers_per_image": float(np.mean([len(r["layers"]) for r in reports])) if reports else None,
-            "order_accuracy": order_accuracy(data, mdir / "stacks", args.seed) if mode == "prompted" else None,
-            "empty_objects": sum(o["status"] == "empty" for r in reports for o in r["objects"]),
-            "duplicate_objects": sum(o["status"] == "duplicate" for r in reports for o in r["objects"])}
+    common = {"psnr_mean": float(np.mean(psnrs)) if psnrs else None, "psnr_min": float(np.min(psnrs)) if psnrs else None,
+              "seconds_per_image": float(np.mean([r["seconds"] for r in reports])) if reports else None,
+              "layers_per_image": float(np.mean([len(r["layers"]) for r in reports])) if reports else None,
+              "order_accuracy": order_accuracy(data, mdir / "stacks", args.seed) if mode == "prompted" else None,
+              "empty_objects": sum(o["status"] == "empty" for r in reports for o in r["objects"]),
+              "duplicate_objects": sum(o["status"] == "duplicate" for r in reports for o in r["objects"])}
+    return [{"mode": mode, **score(data, mdir, protocol, args.limit), **common} for protocol in args.protocols]
 
 
 def main() -> int:
@@ -97,9 +112,12 @@ def main() -> int:
     p.add_argument("--config", default="classical+peel", help="pipeline config spec (default: that of layerkit layers)")
     p.add_argument("--seed", type=int, default=0, help="seed of the prompt order")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS),
+                   help="eval-layers scoring protocols (default: both)")
+    p.add_argument("--score-only", action="store_true", help="score the stacks already in OUT/<mode>/stacks again")
     args = p.parse_args()
     data, out = Path(args.data), Path(args.output)
-    rows = [run_mode(data, out, m, args) for m in args.modes]
+    rows = [row for m in args.modes for row in run_mode(data, out, m, args)]
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
     cols = list(rows[0])
     md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"

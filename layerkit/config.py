@@ -26,6 +26,7 @@ A pipeline config::
 from __future__ import annotations
 
 import dataclasses
+import math
 import functools
 import inspect
 import os
@@ -410,6 +411,9 @@ def structured(schema: type, values: Mapping[str, Any], section: str, composed: 
         raise ConfigError(f"{where(key)}: {section}.{key} must be {want}, got {values.get(key)!r}") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"section {section!r}: {str(e).splitlines()[0]}") from None
+    for key in values:  # .nan/.inf parse as floats; no stage setting means them (issue 17)
+        if isinstance(out.get(key), float) and not math.isfinite(out[key]):
+            raise ConfigError(f"{where(key)}: {section}.{key} must be a finite number, got {out[key]}")
     return out if fill else {k: out[k] for k in values}
 
 

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -110,8 +111,8 @@ def warp_rgba(rgba: np.ndarray, matrix: np.ndarray, shrink: bool = False) -> np.
         k = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
         if k < 1.0:
             sigma = 0.5 * (1.0 / k - 1.0)
-            if sigma > 0.25:
-                prem = cv2.GaussianBlur(prem, (0, 0), sigma)
+            if sigma > 0.25:  # capped: a blur wider than the layer changes nothing more
+                prem = cv2.GaussianBlur(prem, (0, 0), min(sigma, float(max(h, w))))
     out = cv2.warpAffine(prem, matrix.astype(np.float64), (w, h), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
     a = np.clip(out[..., 3:4], 0.0, 1.0)
@@ -129,6 +130,20 @@ def _center(layer: Layer, center: tuple[float, float] | None) -> tuple[float, fl
     return (x0 + x1) / 2.0, (y0 + y1) / 2.0
 
 
+def _finite(op: str, **values: Any) -> list[float]:
+    """The values as floats; :class:`EditError` if any is not a finite number (NaN, ±inf, text)."""
+    out = []
+    for k, v in values.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise EditError(f"{op}: {k} must be a number, got {str(v)[:40]!r}") from None
+        if not math.isfinite(f):
+            raise EditError(f"{op}: {k} must be a finite number, got {f}")
+        out.append(f)
+    return out
+
+
 def move(stack: LayerStack, ref: LayerRef, dx: float, dy: float) -> LayerStack:
     """Move an object layer by ``(dx, dy)`` pixels (x right, y down).
 
@@ -138,6 +153,7 @@ def move(stack: LayerStack, ref: LayerRef, dx: float, dy: float) -> LayerStack:
     Raises:
         EditError: missing layer, or the background (layer 0).
     """
+    dx, dy = _finite("move", dx=dx, dy=dy)
     i = _object_index(stack, ref, "moved")
     rgba = stack[i].rgba
     if float(dx).is_integer() and float(dy).is_integer():
@@ -155,8 +171,11 @@ def scale(stack: LayerStack, ref: LayerRef, factor: float | tuple[float, float],
     """
     i = _object_index(stack, ref, "scaled")
     fx, fy = (factor, factor) if np.isscalar(factor) else factor  # type: ignore[misc]
+    fx, fy = _finite("scale", factor_x=fx, factor_y=fy)
     if not (fx > 0 and fy > 0):
-        raise EditError(f"scale factor must be positive, got {factor}")
+        raise EditError(f"scale factor must be positive, got {fx:g}, {fy:g}")
+    if not (SCALE_RANGE[0] <= min(fx, fy) and max(fx, fy) <= SCALE_RANGE[1]):
+        raise EditError(f"scale factor {fx:g}, {fy:g} is outside {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}")
     cx, cy = _center(stack[i], center)
     m = np.array([[fx, 0.0, cx - fx * cx], [0.0, fy, cy - fy * cy]])
     return _replace(stack, i, warp_rgba(stack[i].rgba, m, shrink=min(fx, fy) < 1.0))
@@ -170,10 +189,16 @@ def rotate(stack: LayerStack, ref: LayerRef, degrees: float, center: tuple[float
     """
     import cv2
 
+    (degrees,) = _finite("rotate", degrees=degrees)
     i = _object_index(stack, ref, "rotated")
     cx, cy = _center(stack[i], center)
     m = cv2.getRotationMatrix2D((cx, cy), float(degrees), 1.0)
     return _replace(stack, i, warp_rgba(stack[i].rgba, m))
+
+
+#: Accepted scale factors: below, a layer shrinks to nothing; above, one pixel covers any canvas.
+SCALE_RANGE = (1e-3, 1e3)
+_MAX_FACTOR = 1e6  # a saturation/brightness factor beyond this saturates every pixel anyway
 
 
 def recolor_rgb(rgb: np.ndarray, hue: float = 0.0, saturation: float = 1.0, brightness: float = 1.0) -> np.ndarray:
@@ -181,9 +206,10 @@ def recolor_rgb(rgb: np.ndarray, hue: float = 0.0, saturation: float = 1.0, brig
     import cv2
 
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2HSV)  # H in [0, 360)
-    hsv[..., 0] = np.mod(hsv[..., 0] + float(hue), 360.0)
-    hsv[..., 1] = np.clip(hsv[..., 1] * float(saturation), 0.0, 1.0)
-    hsv[..., 2] = np.clip(hsv[..., 2] * float(brightness), 0.0, 1.0)
+    # hue reduced and factors capped in float64 first: a huge finite factor must not overflow float32
+    hsv[..., 0] = np.mod(hsv[..., 0] + float(hue) % 360.0, 360.0)
+    hsv[..., 1] = np.clip(hsv[..., 1] * min(float(saturation), _MAX_FACTOR), 0.0, 1.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] * min(float(brightness), _MAX_FACTOR), 0.0, 1.0)
     return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0).astype(np.float32)
 
 
@@ -196,6 +222,7 @@ def recolor(stack: LayerStack, ref: LayerRef, hue: float = 0.0, saturation: floa
     Raises:
         EditError: missing layer, or a negative factor.
     """
+    hue, saturation, brightness = _finite("recolor", hue=hue, saturation=saturation, brightness=brightness)
     i = resolve_index(stack, ref)
     if saturation < 0 or brightness < 0:
         raise EditError(f"saturation and brightness are factors >= 0, got {saturation} and {brightness}")
@@ -210,6 +237,7 @@ def duplicate(stack: LayerStack, ref: LayerRef, dx: int = 0, dy: int = 0, name: 
     Raises:
         EditError: missing layer or background.
     """
+    dx, dy = _finite("duplicate", dx=dx, dy=dy)
     i = _object_index(stack, ref, "duplicated")
     src = stack[i]
     rgba = shift_rgba(src.rgba, int(dx), int(dy)) if float(dx).is_integer() and float(dy).is_integer() \

@@ -37,6 +37,12 @@ def diffusers_bar_config() -> dict[str, Any]:
     return {"disable": _QUIET, "leave": False}
 
 
+def clear_bars() -> None:
+    """Close every open bar (before an error line, so that it starts on a clean line)."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def step_bar(steps: Any, desc: str) -> Any:
     """Iterate over a sampler's timesteps with a step bar like diffusers' own (off when quiet)."""
     return tqdm(steps, desc=desc, unit="step", leave=False, disable=_QUIET, delay=1.0, file=sys.stderr)
@@ -109,6 +115,8 @@ class ItemBar:
         """Count one finished item (``failed``: it failed) and show ``item status`` beside the bar."""
         self.done += 1
         self.failed += bool(failed)
+        if failed and not self._bar.disable:  # a failure stays on screen, above the bar
+            self._bar.write(f"{self.label + ': ' if self.label else ''}{item} {status}", file=self._bar.fp)
         postfix = f"{item} {status}" + (f", {self.failed} failed" if self.failed else "")
         self._bar.set_postfix_str(postfix, refresh=False)
         self._bar.update(1)

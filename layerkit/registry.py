@@ -15,15 +15,16 @@ from typing import Any, Callable
 from layerkit.errors import ConfigError
 
 ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer",
-         "proposer", "orderer", "completion")
+         "proposer", "orderer", "effects", "completion")
 #: Roles a pipeline can run without (``backend: none``).
-OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "proposer", "orderer", "completion")
+OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "proposer", "orderer", "effects", "completion")
 #: Old config section names → today's (accepted with a DeprecationWarning for one release).
 ROLE_ALIASES: dict[str, str] = {}
 
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
         "diffusers": "layerkit.modules.generation.diffusers_t2i:DiffusersGenerator",
+        "diffusers_layers": "layerkit.modules.generation.diffusers_inpaint:DiffusersLayerGenerator",  # + inpaint (LASAGNA modes)
     },
     "grounder": {
         "grounding_dino": "layerkit.modules.grounding.grounding_dino:GroundingDinoGrounder",
@@ -63,6 +64,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     # objects segmented on one image → front-to-back order, for Pipeline.layers(order="auto")
     "orderer": {
         "occlusion": "layerkit.modules.ordering.evidence:OcclusionOrderer",
+    },
+    # (image, alpha, F, B) → object layer with its cast shadow / reflection, cleaned B (LASAGNA)
+    "effects": {
+        "shadow_reflection": "layerkit.modules.effects.shadow_reflection:ShadowReflectionEffects",
     },
     # finished stack → stack with each layer's hidden part completed; used by Pipeline.layers
     "completion": {

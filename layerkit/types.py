@@ -47,7 +47,7 @@ class Prompt:
 
     def __post_init__(self) -> None:
         if self.points is not None:
-            pts = np.asarray(self.points, dtype=np.float64)
+            pts = _numbers(self.points, "points", "N×2 (x, y) pixel coordinates such as [[250, 260]]")
             if pts.size == 0:
                 pts = pts.reshape(0, 2)
             if pts.ndim == 1 and pts.shape[0] == 2:
@@ -55,23 +55,23 @@ class Prompt:
             if pts.ndim != 2 or pts.shape[1] != 2 or not np.isfinite(pts).all():
                 raise PromptError(f"points must be N×2 finite (x, y) pixel coordinates, got shape {pts.shape}")
             self.points = pts
-            labels = np.ones(len(pts), np.int64) if self.labels is None else np.asarray(self.labels, np.int64).reshape(-1)
-            if labels.shape != (len(pts),) or not np.isin(labels, (0, 1)).all():
-                raise PromptError(f"labels must be {len(pts)} values of 0 (background) or 1 (object), got {labels.tolist()}")
-            self.labels = labels
+            raw = np.ones(len(pts)) if self.labels is None else _numbers(self.labels, "labels", "0 or 1 per point").reshape(-1)
+            if raw.shape != (len(pts),) or not np.isin(raw, (0, 1)).all():
+                raise PromptError(f"labels must be {len(pts)} values of 0 (background) or 1 (object), got {raw.tolist()}")
+            self.labels = raw.astype(np.int64)
             if len(pts) == 0:
                 self.points, self.labels = None, None
         elif self.labels is not None:
             raise PromptError("labels were given without points")
         if self.boxes is not None:
-            b = np.asarray(self.boxes, dtype=np.float64)
+            b = _numbers(self.boxes, "boxes", "M×4 (x0, y0, x1, y1) pixel boxes such as [[120, 40, 380, 500]]")
             if b.ndim == 1 and b.shape[0] == 4:
                 b = b[None]
             if b.ndim != 2 or b.shape[1] != 4 or not np.isfinite(b).all():
                 raise PromptError(f"boxes must be M×4 finite (x0, y0, x1, y1) pixel boxes, got shape {b.shape}")
             for x0, y0, x1, y1 in b:
                 if x1 <= x0 or y1 <= y0:
-                    raise PromptError(f"box {[x0, y0, x1, y1]} is inverted or has zero area; use x0 < x1 and y0 < y1 (xyxy)")
+                    raise PromptError(f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is inverted or has zero area; use x0 < x1 and y0 < y1 (xyxy)")
             self.boxes = b if len(b) else None
         if self.mask is not None:
             m = np.asarray(self.mask)
@@ -79,7 +79,11 @@ class Prompt:
                 m = m[..., 0]
             if m.ndim != 2:
                 raise PromptError(f"mask must be H×W, got shape {m.shape}")
+            if m.dtype != bool and not np.issubdtype(m.dtype, np.number):
+                raise PromptError(f"mask must be a bool or numeric H×W array, got dtype {m.dtype}")
             m = m.astype(np.float32) if m.dtype != bool else m
+            if m.dtype != bool and not np.isfinite(m).all():
+                raise PromptError(f"mask has {int((~np.isfinite(m)).sum())} NaN or infinite values; use 0/1, bool or 0..255")
             if m.dtype != bool and m.max(initial=0) > 1.0:
                 m = m / 255.0
             self.mask = np.asarray(m >= 0.5)
@@ -103,8 +107,12 @@ class Prompt:
         """Check the prompt against an ``height × width`` image; returns ``self``.
 
         Raises:
-            PromptError: a point or box outside the image, or a mask of the wrong size.
+            PromptError: a point or box outside the image, a mask of the wrong size, or only
+                negative points (they say where the object is not, so nothing locates it).
         """
+        if self.labels is not None and not self.labels.any() and self.boxes is None and self.mask is None and self.text is None:
+            raise PromptError("the prompt has only negative points (label 0), which say where the object is not; "
+                              "add a box, a positive point, a mask or a text")
         if self.points is not None:
             for (x, y) in self.points:
                 if not (0 <= x < width and 0 <= y < height):
@@ -158,6 +166,17 @@ class Prompt:
         if self.text is not None:
             d["text"] = self.text
         return d
+
+
+def _numbers(value: Any, what: str, expected: str) -> np.ndarray:
+    """``value`` as a finite float64 array, or a :class:`PromptError` naming what was expected."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PromptError(f"{what} must be numbers: {expected}; got {str(value)[:80]}") from None
+    if not np.isfinite(arr).all():
+        raise PromptError(f"{what} must be finite numbers (no NaN or infinity): {expected}")
+    return arr
 
 
 @dataclass

@@ -237,9 +237,17 @@ def test_every_lightning_trainer_argument_passes_through(folders: dict, tmp_path
 
 @pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn", "fsdp"])
 def test_distributed_strategies_build_through_lightning(strategy: str, tmp_path: Path) -> None:
-    """DDP/FSDP are Lightning's own strategies, selected by name (built here, run on several GPUs)."""
+    """DDP/FSDP are Lightning's own strategies, selected by name (built here on two CPU devices;
+    Lightning's FSDP needs CUDA, so without a GPU its refusal is Lightning's own)."""
+    import torch
+
     from layerkit.training.run import build_trainer
 
     cfg = load_train_config("hfa_tiny", [f"trainer.strategy={strategy}", "trainer.devices=2", "trainer.accelerator=cpu"])
+    assert cfg["trainer"]["strategy"] == strategy
+    if strategy == "fsdp" and not torch.cuda.is_available():
+        with pytest.raises(Exception, match="(?i)fsdp|cuda|gpu|accelerator"):
+            build_trainer(cfg, tmp_path)
+        return
     trainer = build_trainer(cfg, tmp_path)
     assert type(trainer.strategy).__name__.lower().startswith(strategy.split("_")[0])

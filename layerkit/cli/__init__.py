@@ -64,16 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from layerkit import progress
+    from layerkit.cli.common import exit_code_of_interrupt, stop_signals
 
     progress.set_quiet(bool(getattr(args, "quiet", False)))  # every bar of the run, diffusers' and Lightning's too
     try:
-        return int(args.func(args) or 0)
+        with stop_signals():  # SIGTERM/SIGHUP stop a run like Ctrl-C: temporary outputs removed
+            return int(args.func(args) or 0)
     except LayerkitError as e:
+        progress.clear_bars()  # the error line starts on a clean line
         print(f"layerkit: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("layerkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"layerkit: interrupted ({e or 'SIGINT'})", file=sys.stderr)
+        return exit_code_of_interrupt(e)
     finally:
         progress.set_quiet(False)
 

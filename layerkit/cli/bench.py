@@ -88,4 +88,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r.name}: {ok}/{len(r.records)} ok, SAD {r.mean['sad']:.3f}, IoU {r.mean['iou']:.4f}, "
                   f"{r.mean['seconds']:.2f} s/sample", file=sys.stderr)
     print(args.output)
-    return 0 if all(any("error" not in x for x in r.records) for r in runs) else 1
+    failed = [r for r in runs if not any("error" not in x for x in r.records)]
+    for r in failed:  # always on stderr, also with --quiet: the exit status alone says too little
+        first = next((x["error"] for x in r.records if "error" in x), "no sample")
+        print(f"layerkit: error: every sample of {r.name} failed ({len(r.records)}); first: {first}; "
+              f"details in {args.output}", file=sys.stderr)
+    return 1 if failed else 0

@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
+import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from layerkit.errors import PromptError
 from layerkit.progress import StageProgress
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM (or SIGHUP), so a run stops as on Ctrl-C: every
+    ``atomic_path`` removes its temporary output and the old output stays intact."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` (restored afterwards).
+
+    Outside the main thread (signals cannot be caught there) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def exit_code_of_interrupt(e: KeyboardInterrupt) -> int:
+    """Shell convention: 128 + signal number (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + (e.signum if isinstance(e, Terminated) else signal.SIGINT)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -74,9 +113,17 @@ def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> lis
         vals = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
     except ValueError:
         vals = []
-    if len(vals) not in n:
-        raise PromptError(f"{what} {text!r} is not valid; expected {example}")
+    if len(vals) not in n or not all(math.isfinite(v) for v in vals):
+        finite = " (finite numbers: no nan or inf)" if vals and not all(math.isfinite(v) for v in vals) else ""
+        raise PromptError(f"{what} {text!r} is not valid; expected {example}{finite}")
     return vals
+
+
+def mask_max_pixels(args: argparse.Namespace) -> int:
+    """Pixel limit of a ``--mask`` image: ``--max-pixels`` when given, else the image default."""
+    from layerkit.io.image import DEFAULT_MAX_PIXELS
+
+    return getattr(args, "max_pixels", None) or DEFAULT_MAX_PIXELS
 
 
 def add_prompt_args(p: argparse.ArgumentParser) -> None:
@@ -99,7 +146,7 @@ def prompt_from_args(args: argparse.Namespace) -> Any:
     for p in pts:
         if len(p) == 3 and p[2] not in (0, 1):
             raise PromptError(f"point label must be 0 or 1, got {p[2]:g}")
-    mask = load_mask(args.mask) if args.mask else None
+    mask = load_mask(args.mask, max_pixels=mask_max_pixels(args)) if args.mask else None
     if not (boxes or pts or mask is not None or args.text):
         raise PromptError("no prompt given: add --box X0,Y0,X1,Y1, --point X,Y, --mask FILE or --text PHRASE")
     return Prompt(points=[p[:2] for p in pts] or None, labels=[int(p[2]) if len(p) == 3 else 1 for p in pts] or None,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from layerkit.cli.common import HelpFormatter, InOrder, parse_numbers
+from layerkit.errors import PromptError
 
 EXAMPLES = """examples:
   layerkit edit stack/ --move 2:+40,-10 --scale 1:1.2 --recolor 2:hue=30 --duplicate 1:+120,0 --remove 3 -o edited.png
@@ -70,8 +72,8 @@ def parse_edit(op: str, text: str) -> Any:
     def nums(n: tuple[int, ...], example: str) -> list[float]:
         try:
             return parse_numbers(rest, n, f"--{op}", example)
-        except Exception:
-            raise EditError(f"--{op} {text!r} is not valid; expected {example}") from None
+        except PromptError as e:
+            raise EditError(str(e).replace(repr(rest), repr(text), 1)) from None
 
     if op == "merge":
         a, dash, b = text.partition("-")
@@ -96,7 +98,10 @@ def parse_edit(op: str, text: str) -> Any:
     if op == "rotate":
         return Edit(op, ref, {"degrees": nums((1,), "L:DEG such as 1:15")[0]})
     if op == "reorder":
-        return Edit(op, ref, {"position": int(nums((1,), "L:POS such as 2:1")[0])})
+        pos = nums((1,), "L:POS such as 2:1")[0]
+        if not pos.is_integer():
+            raise EditError(f"--reorder {text!r}: the position must be a whole number such as 2:1")
+        return Edit(op, ref, {"position": int(pos)})
     if op == "recolor":
         keys = {"hue": "hue", "h": "hue", "sat": "saturation", "saturation": "saturation", "s": "saturation",
                 "bright": "brightness", "brightness": "brightness", "b": "brightness", "v": "brightness"}
@@ -109,6 +114,8 @@ def parse_edit(op: str, text: str) -> Any:
                 args[keys[k.strip().lower()]] = float(v)
             except ValueError:
                 raise EditError(f"--recolor {text!r}: {v!r} is not a number") from None
+            if not math.isfinite(args[keys[k.strip().lower()]]):
+                raise EditError(f"--recolor {text!r}: {v.strip()!r} is not a finite number")
         return Edit(op, ref, args)
     raise EditError(f"unknown edit --{op}")
 

@@ -13,6 +13,13 @@ EXAMPLES = """examples:
   layerkit generate "A bird flying at sunset over the mountains" --fg "A bird flying" -o bird.psd
   layerkit generate "A red car parked on a street" --fg-words 0,1,2 -o car/ --seed 3
   layerkit generate "A cat on a sofa" -o cat.ora --set generator.model=/models/sdxl generator.steps=20
+  layerkit generate "a red fox" --mode fg --background street.jpg --box 200,300,420,520 -o fox.psd --config lasagna
+  layerkit generate "a rainy street at night" --mode bg --foreground fox_rgba.png -o street.psd --config lasagna
+  layerkit generate "a dog on the beach" --fg "a dog" --mode all -o dog.psd --config lasagna
+
+--mode all (default): text -> picture -> layers. --mode fg: a new object (and the shadow the
+model paints) in the box of a known background, which stays pixel-exact. --mode bg: a new
+background around a known RGBA foreground, which stays pixel-exact (docs/lasagna.md).
 
 The foreground phrase (--fg, or --fg-words: 0-based word indices into the prompt) is found in
 the generated picture by the grounder; without either, the words before the first preposition
@@ -37,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--name", default=None, help="name of the foreground layer; the foreground phrase when omitted")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--mode", choices=("all", "fg", "bg"), default="all",
+                   help="all: text to layers; fg: new object in --background at --box; bg: new background around --foreground")
+    p.add_argument("--background", default=None, metavar="IMAGE", help="--mode fg: the known background")
+    p.add_argument("--box", default=None, metavar="X0,Y0,X1,Y1", help="--mode fg: where the new object goes")
+    p.add_argument("--foreground", default=None, metavar="RGBA_IMAGE", help="--mode bg: the known RGBA foreground")
     add_pipeline_args(p)
     p.set_defaults(func=run, config="layeringdiff")
 
@@ -56,12 +68,25 @@ def run(args: argparse.Namespace) -> int:
         foreground = [int(v) for v in values]
     pipe = common.build_pipeline(args, check_weights=False)  # generate() checks every model it needs at once
     pipe.progress = Progress(enabled=not args.quiet)
-    kw = {"name": args.name} if args.name else {}
-    res = generate_result(pipe, args.text, foreground, seed=args.seed, height=args.height, width=args.width, **kw)
+    kw: dict = {"name": args.name} if args.name else {}
+    if args.mode == "fg":
+        if args.box is None or args.background is None:
+            raise PromptError("--mode fg needs --background IMAGE and --box X0,Y0,X1,Y1")
+        kw.update(background=args.background, box=parse_numbers(args.box, (4,), "--box", "X0,Y0,X1,Y1 such as 200,300,420,520"))
+    elif args.mode == "bg":
+        if args.foreground is None:
+            raise PromptError("--mode bg needs --foreground RGBA_IMAGE")
+        kw.update(layer=args.foreground)
+    elif args.background or args.box or args.foreground:
+        raise PromptError("--background/--box belong to --mode fg and --foreground to --mode bg")
+    if args.mode != "all" and (args.fg or args.fg_words):
+        raise PromptError("--fg/--fg-words name the foreground of --mode all; --mode fg/bg use the prompt itself")
+    res = generate_result(pipe, args.text, foreground, seed=args.seed, height=args.height, width=args.width,
+                          mode=args.mode, **kw)
     save_stack(res.layers, args.output, overwrite=args.overwrite)
     if not args.quiet:
         box = None if res.prompt is None or res.prompt.boxes is None else [round(v, 1) for v in res.prompt.boxes[-1].tolist()]
-        print(json.dumps({"output": args.output, "foreground": res.layers[1].name, "box": box,
+        print(json.dumps({"output": args.output, "mode": args.mode, "foreground": res.layers[1].name, "box": box,
                           "seconds": round(sum(res.timings.values()), 3),
                           "timings": {k: round(v, 3) for k, v in res.timings.items()}}), file=sys.stderr)
     print(args.output)

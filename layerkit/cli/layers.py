@@ -130,11 +130,12 @@ def read_prompt_file(path: str | Path) -> list[dict[str, Any]]:
     return objects
 
 
-def prompts_from_records(records: Sequence[dict[str, Any]]) -> tuple[list[Any], list[str]]:
+def prompts_from_records(records: Sequence[dict[str, Any]], max_pixels: int | None = None) -> tuple[list[Any], list[str]]:
     """Object records → ``(prompts, names)``.
 
     A record has any of ``box`` (``[x0, y0, x1, y1]``) or ``boxes``, ``point`` or ``points``
-    with optional ``labels``, ``mask`` (PNG path or ``H×W`` array), ``text`` and ``name``.
+    with optional ``labels``, ``mask`` (PNG path or ``H×W`` array), ``text`` and ``name``;
+    ``max_pixels`` bounds mask images (default: the image default).
     """
     from layerkit.io.image import load_mask
     from layerkit.types import Prompt
@@ -148,7 +149,7 @@ def prompts_from_records(records: Sequence[dict[str, Any]]) -> tuple[list[Any], 
         points = r.get("points") or ([r["point"]] if "point" in r else None) or ([r["point_xy"]] if "point_xy" in r else None)
         mask = r.get("mask")
         if isinstance(mask, str):
-            mask = load_mask(mask)
+            mask = load_mask(mask, max_pixels=max_pixels) if max_pixels else load_mask(mask)
         prompts.append(Prompt(points=points, labels=r.get("labels"), boxes=boxes, mask=mask, text=r.get("text")))
         names.append(str(r.get("name") or r.get("text") or f"object_{i + 1}"))
     return prompts, names
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         raise PromptError("no object given: add --box/--point/--mask/--text (or --prompts FILE), or --auto")
     if args.multilayer and not args.auto:
         raise PromptError("--multilayer decomposes without prompts; add --auto")
-    prompts, names = prompts_from_records(records)
+    prompts, names = prompts_from_records(records, common.mask_max_pixels(args))
     order, merge = parse_order(args.order), [parse_merge(m) for m in args.merge]
     pipe = common.build_pipeline(args)
     pipe.progress = Progress(enabled=not args.quiet)

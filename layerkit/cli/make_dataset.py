@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "object gets at least MIN)")
     p.add_argument("--cover", default="0.05,0.25", metavar="MIN,MAX", help="share of the canvas an object's box covers")
     p.add_argument("--max-side", type=int, default=640, help="backgrounds are downscaled to this long side")
+    p.add_argument("--effects", default=None, metavar="KINDS",
+                   help="one object per sample with a visual effect drawn from KINDS (shadow,reflection) and exact "
+                        "GT (gt_fg = object + effect, gt_bg clean; composite-folder format, see docs/lasagna.md)")
     p.add_argument("--task", choices=("multilayer", "reflayer"), default="multilayer",
                    help="multilayer: stacks for eval-layers; reflayer: RefLade-style (image, prompts, complete "
                         "layer) triplets for 'layerkit train reflayer' (--occlusion: the target's hidden share)")
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from layerkit.io.atomic import check_output
 
     check_output(args.output, args.overwrite)
+    if args.effects is not None:
+        return _run_effects(args)
     if getattr(args, "task", "multilayer") == "reflayer":
         return _run_reflayer(args)
     objects = _range(args.objects, int, "--objects", "N or MIN-MAX such as 3 or 2-5")
@@ -74,6 +79,20 @@ def run(args: argparse.Namespace) -> int:
                  occlusion=occlusion, max_side=args.max_side, overwrite=args.overwrite, progress=show)
     if not args.quiet:
         print(f"wrote {args.n} samples to {args.output}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def _run_effects(args: argparse.Namespace) -> int:
+    """``--effects``: single-object samples with a shadow or reflection (layerkit.evaluation.effects_data)."""
+    from layerkit.evaluation.effects_data import make_effects_dataset, parse_effects
+
+    effects = parse_effects(args.effects)
+    cover = _range(args.cover, float, "--cover", "MIN,MAX such as 0.05,0.25")
+    make_effects_dataset(args.fg_dir, args.bg_dir, args.output, effects=effects, n=args.n, seed=args.seed, cover=cover,
+                         max_side=args.max_side, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {args.n} effect samples ({', '.join(effects)}) to {args.output}", file=sys.stderr)
     print(args.output)
     return 0
 

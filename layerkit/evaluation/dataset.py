@@ -207,6 +207,8 @@ def make_dataset(fg_dir: str | Path, bg_dir: str | Path, out: str | Path, n: int
     """
     if n < 1:
         raise DataError(f"--n must be at least 1, got {n}")
+    if max_side < 32:
+        raise DataError(f"--max-side must be at least 32 px (objects are placed at a fraction of it), got {max_side}")
     if not (2 <= objects[0] <= objects[1] <= 6):
         raise DataError(f"--objects must be within 2..6 (MIN..MAX with MIN <= MAX), got {objects[0]}..{objects[1]}")
     if not (0.0 <= occlusion[0] <= occlusion[1] < 1.0):

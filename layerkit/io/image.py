@@ -56,6 +56,8 @@ def load_image(source: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, m
         raise InputImageError(f"input image {str(path)!r} does not exist; check the path")
     if path.is_dir():
         raise InputImageError(f"input {str(path)!r} is a folder, not an image file")
+    if not path.is_file():
+        raise InputImageError(f"input {str(path)!r} is not a regular file (a pipe or device?); give an image file")
     if path.stat().st_size == 0:
         raise InputImageError(f"input image {str(path)!r} is an empty (0-byte) file")
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -71,35 +73,53 @@ def load_image(source: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, m
     except UnidentifiedImageError:
         raise InputImageError(f"{str(path)!r} is not an image file PIL can read (PNG, JPEG, WebP, TIFF, BMP)") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise InputImageError(f"cannot read image {str(path)!r}: {e} (is the file truncated or corrupt?)") from None
+        raise InputImageError(f"cannot read image {str(path)!r}: {_first_line(e)} (is the file truncated or corrupt?)") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
     return _to_rgb(arr)
 
 
 def load_mask(source: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Load a mask or alpha image as ``H×W`` float32 in ``[0, 1]`` (luminance; alpha if RGBA)."""
+    """Load a mask or alpha image as ``H×W`` float32 in ``[0, 1]`` (luminance; alpha if RGBA).
+
+    Raises:
+        InputImageError: missing or unreadable file, over ``max_pixels``, or an array with
+            non-finite or out-of-range values (see :func:`to_float_image`).
+    """
     if isinstance(source, np.ndarray):
         arr = to_float_image(source)
     else:
         path = Path(source) if not isinstance(source, Image.Image) else None
-        if path is not None and not path.exists():
-            raise InputImageError(f"mask {str(path)!r} does not exist; check the path")
+        if path is not None and not path.is_file():
+            raise InputImageError(f"mask {str(path)!r} does not exist or is not a file; check the path")
+        old_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our own check below replaces PIL's (which ignores --max-pixels)
         try:
-            with (Image.open(path) if path is not None else _nullctx(source)) as im:
-                _check_size(*im.size, "mask", max_pixels, 1)
-                im.load()
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    arr = to_float_image(np.asarray(im.convert("RGBA")))[..., 3]
-                else:
-                    arr = _pil_to_float(im)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with (Image.open(path) if path is not None else _nullctx(source)) as im:
+                    _check_size(*im.size, "mask", max_pixels, 1)
+                    im.load()
+                    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                        arr = to_float_image(np.asarray(im.convert("RGBA")))[..., 3]
+                    else:
+                        arr = _pil_to_float(im)
         except UnidentifiedImageError:
             raise InputImageError(f"mask {str(source)!r} is not an image file") from None
-        except OSError as e:
-            raise InputImageError(f"cannot read mask {str(source)!r}: {e}") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InputImageError(f"cannot read mask {str(source)!r}: {_first_line(e)}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = old_limit
     if arr.ndim == 3:
         arr = arr[..., 3] if arr.shape[2] == 4 else arr[..., :3].mean(axis=2)
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _first_line(e: BaseException, most: int = 200) -> str:
+    """First line of an exception's message, at most ``most`` characters (hostile files can make
+    parsers echo megabytes)."""
+    text = (str(e).splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= most else text[:most] + "…"
 
 
 class _nullctx:
@@ -131,7 +151,7 @@ def _pil_to_float(im: Image.Image) -> np.ndarray:
         scale = 65535.0 if a.max(initial=0) > 255 else 255.0
         return np.clip(a.astype(np.float32) / scale, 0, 1)
     if mode == "F":
-        return np.clip(np.asarray(im, dtype=np.float32), 0, 1)
+        return to_float_image(np.asarray(im, dtype=np.float32))
     if mode == "1":
         return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
     if mode == "L":
@@ -141,8 +161,20 @@ def _pil_to_float(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
+#: Float images may stray this far outside ``[0, 1]`` (rounding); they are clipped. Beyond it: an error.
+FLOAT_TOLERANCE = 1e-3
+
+
 def to_float_image(arr: np.ndarray) -> np.ndarray:
-    """Convert a uint8/uint16/bool/float array to float32 in ``[0, 1]`` (same shape)."""
+    """Convert a uint8/uint16/bool/float array to float32 in ``[0, 1]`` (same shape).
+
+    Float arrays must already be in ``[0, 1]`` (values up to :data:`FLOAT_TOLERANCE` outside are
+    clipped): a float image in ``0..255`` is refused with a hint rather than silently clipped to
+    white. Convert it with ``arr / 255`` or pass ``arr.astype(np.uint8)``.
+
+    Raises:
+        InputImageError: NaN or infinite values, floats outside ``[0, 1]``, or another dtype.
+    """
     arr = np.asarray(arr)
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
@@ -152,7 +184,12 @@ def to_float_image(arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
-            raise InputImageError("image array contains NaN or infinite values")
+            raise InputImageError(f"image array contains {int((~np.isfinite(arr)).sum())} NaN or infinite values; "
+                                  "replace them (np.nan_to_num) before passing the array")
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+            hint = "; it looks like 0..255: divide by 255 or pass uint8" if hi <= 255.0 + FLOAT_TOLERANCE and lo >= 0 else ""
+            raise InputImageError(f"float image values must lie in [0, 1], got {lo:g}..{hi:g}{hint}")
         return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
     raise InputImageError(f"unsupported image array dtype {arr.dtype}; use uint8, uint16, bool or float in [0, 1]")
 

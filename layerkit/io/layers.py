@@ -1,8 +1,11 @@
 """Writing and reading a :class:`~layerkit.types.LayerStack`: PNG folder, OpenRaster, PSD.
 
-The format follows the path's suffix: ``.psd``, ``.ora``, otherwise a folder. Every writer is
-atomic (see :mod:`layerkit.io.atomic`). Layers are 8-bit straight RGBA in every format; object
-layers are stored cropped to their alpha bounding box with an offset where the format allows.
+The format follows the path's suffix: ``.psd`` (:mod:`layerkit.io.psd`), ``.ora``
+(:mod:`layerkit.io.ora`), otherwise a folder (here). Every writer is atomic (see
+:mod:`layerkit.io.atomic`). Layers are 8-bit straight RGBA in every format; object layers are
+stored cropped to their alpha bounding box with an offset where the format allows. Every reader
+checks what the document claims first (:mod:`layerkit.io.document`): paths stay inside the
+document, canvas and layer counts are bounded.
 
 Folder layout (the ``layerkit decompose`` contract): a two-layer stack gives ``background.png``
 (RGB), ``foreground.png`` (RGBA, canvas size), ``alpha.png`` (L) and ``layers.json``; a deeper
@@ -11,23 +14,23 @@ stack gives ``layer_00.png`` (background) … ``layer_NN.png`` (top) and ``layer
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import zipfile
+import warnings
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from layerkit.errors import InputImageError, OutputError
 from layerkit.io.atomic import atomic_path
-from layerkit.io.image import to_pil, to_uint8
+from layerkit.io.document import check_canvas, clean_name, inside
+from layerkit.io.image import DEFAULT_MAX_PIXELS, to_pil, to_uint8
+from layerkit.io.owned import LAYERS_FORMAT_TAG as FORMAT_TAG
 from layerkit.types import Layer, LayerStack
 
 LAYERS_JSON = "layers.json"
-FORMAT_TAG = "layerkit.layers/1"
+_JSON_MAX_BYTES = 16 * 1024 * 1024
 
 
 def save_stack(stack: LayerStack, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -37,35 +40,55 @@ def save_stack(stack: LayerStack, path: str | os.PathLike, overwrite: bool = Fal
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".psd":
-        writer, directory = _write_psd, False
+        from layerkit.io.psd import write_psd as writer
+
+        directory = False
     elif suffix == ".ora":
-        writer, directory = _write_ora, False
+        from layerkit.io.ora import write_ora as writer
+
+        directory = False
     elif suffix in ("", ".layers") or p.is_dir():
         writer, directory = _write_folder, True
     else:
         raise OutputError(f"unknown layer-stack format {suffix!r} for {str(p)!r}; use .psd, .ora or a folder path without suffix")
-    with atomic_path(p, overwrite=overwrite, directory=directory) as tmp:
+    with atomic_path(p, overwrite=overwrite, directory=directory, manifest=False) as tmp:  # layers.json lists the files
         writer(stack, tmp)
     return p
 
 
-def load_stack(path: str | os.PathLike) -> LayerStack:
-    """Read a stack written by :func:`save_stack`."""
+def load_stack(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LayerStack:
+    """Read a stack written by :func:`save_stack` (or another PSD/ORA writer).
+
+    Args:
+        path: a folder with ``layers.json``, a ``.psd`` or an ``.ora`` file.
+        max_pixels: largest canvas accepted (``None``: no limit; layer counts and the total
+            stack size stay bounded, see :mod:`layerkit.io.document`).
+
+    Raises:
+        InputImageError: missing, unreadable or malformed document, a path leading outside it,
+            or a canvas or stack over the limits.
+    """
     p = Path(path)
     if not p.exists():
         raise InputImageError(f"layer stack {str(p)!r} does not exist")
     if p.is_dir():
-        return _read_folder(p)
+        return _read_folder(p, max_pixels)
+    if not p.is_file():
+        raise InputImageError(f"layer stack {str(p)!r} is not a regular file (a pipe or device?)")
     suffix = p.suffix.lower()
     if suffix == ".psd":
-        return _read_psd(p)
+        from layerkit.io.psd import read_psd
+
+        return read_psd(p, max_pixels)
     if suffix == ".ora":
-        return _read_ora(p)
+        from layerkit.io.ora import read_ora
+
+        return read_ora(p, max_pixels)
     raise InputImageError(f"unknown layer-stack format {suffix!r}; expected .psd, .ora or a folder with layers.json")
 
 
 def _layer_meta(layer: Layer, index: int) -> dict:
-    return {"index": index, "name": layer.name, "visible": layer.visible,
+    return {"index": index, "name": clean_name(layer.name), "visible": layer.visible,
             "bbox": list(layer.bbox) if layer.bbox else None,
             "prompt": layer.prompt.to_dict() if layer.prompt is not None else None}
 
@@ -93,115 +116,77 @@ def _write_folder(stack: LayerStack, d: Path) -> None:
     (d / LAYERS_JSON).write_text(json.dumps(doc, indent=1))
 
 
-def _read_folder(d: Path) -> LayerStack:
+def _read_folder(d: Path, max_pixels: int | None) -> LayerStack:
     meta_path = d / LAYERS_JSON
-    if not meta_path.exists():
+    if not meta_path.is_file():
         raise InputImageError(f"{str(d)!r} has no {LAYERS_JSON}; it is not a layer folder written by layerkit")
-    doc = json.loads(meta_path.read_text())
+    what = f"{str(meta_path)!r}"
+    if meta_path.stat().st_size > _JSON_MAX_BYTES:
+        raise InputImageError(f"{what} is over {_JSON_MAX_BYTES >> 20} MB; it is not a layerkit layers.json")
+    try:
+        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputImageError(f"{what} is not valid JSON ({str(e)[:120]}); rewrite the stack or restore the file") from None
+    entries = doc.get("layers") if isinstance(doc, dict) else None
+    if not isinstance(entries, list) or not entries or not all(isinstance(m, dict) for m in entries):
+        raise InputImageError(f"{what} must hold {{\"layers\": [{{\"file\": ..., \"name\": ...}}, ...]}} with at least one layer")
+    check_canvas(1, 1, len(entries), max_pixels, what)  # the layer count, before any file is opened
+    files = [inside(d, m.get("file"), f"{LAYERS_JSON} layer {i} 'file'") for i, m in enumerate(entries)]
+    sizes = [_png_size(f, max_pixels) for f in files]
+    w, h = check_canvas(*sizes[0], len(entries), max_pixels, what)
     layers = []
-    for m in doc["layers"]:
-        with Image.open(d / m["file"]) as im:
-            arr = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-        layers.append(Layer(arr, name=m["name"], visible=m.get("visible", True)))
+    for i, (m, f, size) in enumerate(zip(entries, files, sizes)):
+        if size != (w, h):
+            raise InputImageError(f"layer {i} ({f.name}) is {size[0]}x{size[1]} but the canvas is {w}x{h}; "
+                                  "layers of a folder stack share one size")
+        arr = _read_png(f)
+        visible = m.get("visible", True)
+        layers.append(Layer(arr, name=clean_name(m.get("name", f"layer_{i}")),
+                            visible=visible if isinstance(visible, bool) else True))
     return LayerStack(layers)
+
+
+def _png_size(f: Path, max_pixels: int | None) -> tuple[int, int]:
+    """Size of a layer image, from its header only (nothing decoded yet)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(f) as im:
+                    w, h = im.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputImageError(f"layer image {str(f)!r} is not an image PIL can read") from None
+    if max_pixels is not None and w * h > max_pixels:
+        raise InputImageError(f"layer image {str(f)!r} has {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of "
+                              f"{max_pixels / 1e6:.1f} MP; raise it with max_pixels=N if the stack is trusted")
+    return w, h
+
+
+def _read_png(f: Path) -> np.ndarray:
+    old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # sizes were checked by _png_size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(f) as im:
+                return np.asarray(im.convert("RGBA"), np.float32) / 255.0
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputImageError(f"cannot read layer image {str(f)!r}: {str(e)[:120]} (truncated or corrupt?)") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
 
 
 def _opaque(layer: Layer) -> bool:
     return bool(np.all(layer.alpha >= 1.0))
 
 
-# ----------------------------------------------------------------------------- OpenRaster
-def _crop(layer: Layer) -> tuple[np.ndarray, int, int]:
-    """Layer RGBA cropped to its 8-bit alpha bbox, with its (x, y) offset."""
+def crop_to_alpha(layer: Layer) -> tuple[np.ndarray, int, int]:
+    """Layer RGBA as uint8, cropped to its 8-bit alpha bbox, with its ``(x, y)`` offset on the canvas."""
     u8 = to_uint8(layer.rgba)
     ys, xs = np.nonzero(u8[..., 3])
     if ys.size == 0:
         return u8[:1, :1], 0, 0
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     return u8[y0:y1, x0:x1], int(x0), int(y0)
-
-
-def _png_bytes(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _write_ora(stack: LayerStack, path: Path) -> None:
-    h, w = stack.size  # type: ignore[misc]
-    root = ET.Element("image", {"version": "0.0.3", "w": str(w), "h": str(h)})
-    st = ET.SubElement(root, "stack")
-    files: list[tuple[str, bytes]] = []
-    for i, layer in enumerate(stack):
-        u8, x, y = _crop(layer)
-        src = f"data/layer_{i:02d}.png"
-        files.append((src, _png_bytes(Image.fromarray(u8, "RGBA"))))
-        # stack.xml lists the topmost layer first
-        st.insert(0, ET.Element("layer", {"name": layer.name, "src": src, "x": str(x), "y": str(y), "opacity": "1.0",
-                                          "visibility": "visible" if layer.visible else "hidden",
-                                          "composite-op": "svg:src-over"}))
-    merged = to_pil(stack.composite())
-    thumb = merged.copy()
-    thumb.thumbnail((256, 256))
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(zipfile.ZipInfo("mimetype"), "image/openraster", compress_type=zipfile.ZIP_STORED)
-        z.writestr("stack.xml", ET.tostring(root, encoding="unicode", xml_declaration=True), compress_type=zipfile.ZIP_DEFLATED)
-        for src, data in files:
-            z.writestr(src, data, compress_type=zipfile.ZIP_DEFLATED)
-        z.writestr("mergedimage.png", _png_bytes(merged), compress_type=zipfile.ZIP_DEFLATED)
-        z.writestr("Thumbnails/thumbnail.png", _png_bytes(thumb), compress_type=zipfile.ZIP_DEFLATED)
-
-
-def _read_ora(path: Path) -> LayerStack:
-    try:
-        with zipfile.ZipFile(path) as z:
-            if z.read("mimetype") != b"image/openraster":
-                raise InputImageError(f"{str(path)!r} is not an OpenRaster file (bad mimetype)")
-            root = ET.fromstring(z.read("stack.xml"))
-            w, h = int(root.get("w")), int(root.get("h"))  # type: ignore[arg-type]
-            layers = []
-            for el in reversed(root.find("stack").findall("layer")):  # type: ignore[union-attr]
-                with Image.open(io.BytesIO(z.read(el.get("src")))) as im:  # type: ignore[arg-type]
-                    part = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-                canvas = np.zeros((h, w, 4), np.float32)
-                x, y = int(el.get("x", 0)), int(el.get("y", 0))
-                canvas[y:y + part.shape[0], x:x + part.shape[1]] = part
-                layers.append(Layer(canvas, name=el.get("name", "layer"), visible=el.get("visibility", "visible") != "hidden"))
-    except (zipfile.BadZipFile, KeyError) as e:
-        raise InputImageError(f"{str(path)!r} is not a valid OpenRaster file: {e}") from None
-    return LayerStack(layers)
-
-
-# ----------------------------------------------------------------------------- PSD
-def _write_psd(stack: LayerStack, path: Path) -> None:
-    from psd_tools import PSDImage
-    from psd_tools.api.layers import PixelLayer
-
-    h, w = stack.size  # type: ignore[misc]
-    psd = PSDImage.new("RGBA", (w, h))
-    for layer in stack:  # psd-tools appends bottom → top
-        u8, x, y = _crop(layer)
-        px = PixelLayer.frompil(Image.fromarray(u8, "RGBA"), psd, name=layer.name, top=y, left=x)
-        px.visible = layer.visible
-    psd.save(path)
-
-
-def _read_psd(path: Path) -> LayerStack:
-    from psd_tools import PSDImage
-
-    try:
-        psd = PSDImage.open(path)
-    except Exception as e:  # psd-tools raises many types on bad files
-        raise InputImageError(f"{str(path)!r} is not a readable PSD file: {e}") from None
-    w, h = psd.width, psd.height
-    layers = []
-    for pl in psd:  # bottom → top
-        canvas = np.zeros((h, w, 4), np.float32)
-        arr = pl.numpy()
-        if arr is not None:
-            if arr.shape[2] == 3:
-                arr = np.concatenate([arr, np.ones(arr.shape[:2] + (1,), arr.dtype)], axis=2)
-            x0, y0 = pl.left, pl.top
-            canvas[y0:y0 + arr.shape[0], x0:x0 + arr.shape[1]] = arr
-        layers.append(Layer(canvas, name=pl.name, visible=pl.visible))
-    return LayerStack(layers)

@@ -331,6 +331,18 @@ class Orderer(Stage, abc.ABC):
         """``H×W×3`` image + each object's ``H×W`` alpha and prompt → object indices, front-most first."""
 
 
+class Effects(Stage, abc.ABC):
+    """Role ``effects``: ``(image, α, F, B, prompt)`` → ``(α', F', B')`` on the canvas (the object
+    layer with its visual effects, the cleaned background)."""
+
+    role = "effects"
+
+    @abc.abstractmethod
+    def __call__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray,
+                 prompt: Prompt | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Move the object's effects into its layer; see :class:`~layerkit.modules.effects.shadow_reflection.ShadowReflectionEffects`."""
+
+
 class Completer(Stage, abc.ABC):
     """A finished stack → the same stack with each layer's hidden part completed (composite unchanged)."""
 

@@ -46,6 +46,8 @@ class Pipeline:
             :meth:`layers` in automatic mode.
         proposer: optional image → object prompts, for :meth:`layers` in automatic mode.
         orderer: optional object layers → front-to-back order, for :meth:`layers` with ``order="auto"``.
+        effects: optional (image, α, F, B, prompt) → (α, F, B) on the canvas: the object's cast
+            shadow / reflection moved into its layer (``classical+effects``).
         completion: optional stack → stack stage that completes each layer's hidden part, used
             by :meth:`layers` on the finished stack.
         settings: pipeline-wide :class:`~layerkit.config.PipelineSettings`.
@@ -59,7 +61,8 @@ class Pipeline:
 
     def __init__(self, segmenter: Any, trimapper: Any, matter: Any, decomposer: Any, refiner: Any = None,
                  grounder: Any = None, generator: Any = None, multilayer: Any = None, proposer: Any = None,
-                 orderer: Any = None, completion: Any = None, settings: PipelineSettings | None = None) -> None:
+                 orderer: Any = None, settings: PipelineSettings | None = None, effects: Any = None,
+                 completion: Any = None) -> None:
         self.generator = generator
         self.grounder = grounder
         self.segmenter = segmenter
@@ -70,6 +73,7 @@ class Pipeline:
         self.multilayer = multilayer
         self.proposer = proposer
         self.orderer = orderer
+        self.effects = effects
         self.completion = completion  # optional stack -> stack: hidden parts of lower layers completed
         self.settings = settings or PipelineSettings()
         self.progress: ProgressCallback | None = None
@@ -256,13 +260,19 @@ class Pipeline:
         full_alpha = paste(np.zeros((h, w), np.float32), alpha, roi)
         full_fg = paste(np.zeros((h, w, 3), np.float32), fg, roi)
         full_bg = paste(img.copy(), bg, roi)
+        out_roi = roi
+        if self.effects is not None:  # on the canvas: a shadow or reflection leaves the prompt's box
+            with self._stage("effects", timings):
+                full_alpha, full_fg, full_bg = self.effects(img, full_alpha, full_fg, full_bg, prompt)
+            eb = alpha_bbox(full_alpha)
+            out_roi = roi if eb is None else (min(roi[0], eb[0]), min(roi[1], eb[1]), max(roi[2], eb[2]), max(roi[3], eb[3]))
         rgba = np.concatenate([full_fg, full_alpha[..., None]], axis=2)
         layer_name = name or prompt.text or "object"
         stack = LayerStack([Layer.from_rgb(full_bg, name="background"), Layer(rgba, name=layer_name, prompt=prompt)])
         return DecompositionResult(
             image=img, foreground=rgba, background=full_bg, alpha=full_alpha,
             mask=paste(np.zeros((h, w), bool), mask > 0.5, roi), trimap=paste(np.zeros((h, w), np.float32), trimap, roi),
-            layers=stack, prompt=prompt, roi=roi, timings=timings)
+            layers=stack, prompt=prompt, roi=out_roi, timings=timings)
 
     def _ground(self, img: np.ndarray, prompt: Prompt, timings: dict[str, float]) -> Prompt:
         if self.grounder is None:

@@ -10,7 +10,10 @@ Wiring only, in the paper's order (§3.1–3.3):
 3. **layering** — the ``decomposer`` and ``refiner`` split ``C_i`` into ``F`` and ``B``.
 
 Steps 2–3 are exactly :class:`~layerkit.pipelines.decompose.Pipeline` called with
-``Prompt(text=T_F)``.
+``Prompt(text=T_F)``; with an ``effects`` stage (``--config lasagna``) the object's shadow or
+reflection lands in its layer. That is LASAGNA's **text-to-all** mode (``mode="all"``); the
+other two modes are in :mod:`layerkit.pipelines.generate_modes`: ``mode="fg"`` (a new object in
+a known background) and ``mode="bg"`` (a new background around a known RGBA object).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def generate_layers(pipe: "Pipeline", text: str, foreground: str | Sequence[int] | None = None, seed: int | None = None,
-                    height: int = 1024, width: int = 1024, **kw: Any) -> LayerStack:
+                    height: int = 1024, width: int = 1024, mode: str = "all", **kw: Any) -> LayerStack:
     """Generate an image from ``text`` and split it into background + foreground layers.
 
     Args:
@@ -39,7 +42,11 @@ def generate_layers(pipe: "Pipeline", text: str, foreground: str | Sequence[int]
         seed: sampling seed; None uses ``pipe.settings.seed``.
         height: image height in pixels (a multiple of 8).
         width: image width in pixels (a multiple of 8).
-        **kw: passed to the pipeline call (``name=`` for the object layer's name).
+        mode: ``"all"`` (text → composite → layers), ``"fg"`` (needs ``background=`` and
+            ``box=``) or ``"bg"`` (needs ``layer=``, an RGBA image); see
+            :func:`layerkit.pipelines.generate_modes.generate_mode`.
+        **kw: passed to the pipeline call (``name=`` for the object layer's name), or the mode's
+            inputs.
 
     Returns:
         A :class:`LayerStack` of two ``height×width`` layers: the complete background (index 0)
@@ -55,17 +62,21 @@ def generate_layers(pipe: "Pipeline", text: str, foreground: str | Sequence[int]
         >>> stack = generate_layers(pipe, "A bird flying at sunset over the mountains", "A bird flying")
         >>> stack.save("bird.psd")
     """
-    return generate_result(pipe, text, foreground, seed=seed, height=height, width=width, **kw).layers
+    return generate_result(pipe, text, foreground, seed=seed, height=height, width=width, mode=mode, **kw).layers
 
 
 def generate_result(pipe: "Pipeline", text: str, foreground: str | Sequence[int] | None = None, seed: int | None = None,
-                    height: int = 1024, width: int = 1024, **kw: Any) -> "DecompositionResult":
+                    height: int = 1024, width: int = 1024, mode: str = "all", **kw: Any) -> "DecompositionResult":
     """Like :func:`generate_layers` but returns the whole :class:`~layerkit.types.DecompositionResult`.
 
     Its ``image`` is the generated composite ``C_i``, ``alpha``/``mask``/``trimap`` the
     foreground determination, ``prompt.boxes`` the grounded box, and ``timings`` includes
     ``"generate"``.
     """
+    if mode != "all":
+        from layerkit.pipelines.generate_modes import generate_mode
+
+        return generate_mode(pipe, text, mode, seed=seed, **kw)
     if pipe.generator is None:
         raise ConfigError(f"config {pipe.settings.name!r} has no generator; use --config layeringdiff or set "
                           "generator.backend=diffusers (and generator.model to a local folder or cached hub id)")

@@ -19,17 +19,9 @@ from layerkit.types import alpha_bbox
 
 
 class SaliencyProposer(Proposer):
-    """Image → salient object candidates, best first (weight-free).
-
-    Args:
-        min_contrast: a superpixel is salient when its geodesic distance to the border is at
-            least this (ΔE); also the stopping rule of automatic peeling.
-        min_area: smallest candidate, as a fraction of the image.
-        max_area: largest candidate (bigger salient regions are background, not an object).
-        n_segments: SLIC superpixels on the working copy.
-        work_side: long side of the working copy.
-        tolerance: free Lab step between neighbouring superpixels (texture tolerance).
-    """
+    """Image → salient object candidates, best first (weight-free): :func:`find_candidates` with
+    these arguments (see there); ``min_area`` defaults to 1 % of the image, the automatic mode's
+    smallest object."""
 
     iterative = True
 

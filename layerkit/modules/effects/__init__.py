@@ -1,0 +1,1 @@
+"""Visual effects (cast shadows, reflections) moved into the object's layer (role ``effects``)."""
