@@ -15,9 +15,9 @@ from typing import Any, Callable
 from layerkit.errors import ConfigError
 
 ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner", "multilayer",
-         "proposer", "orderer", "effects")
+         "proposer", "orderer", "effects", "completion")
 #: Roles a pipeline can run without (``backend: none``).
-OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "proposer", "orderer", "effects")
+OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "proposer", "orderer", "effects", "completion")
 #: Old config section names → today's (accepted with a DeprecationWarning for one release).
 ROLE_ALIASES: dict[str, str] = {}
 
@@ -46,6 +46,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "decomposer": {
         "classical": "layerkit.modules.decomposition.classical:ClassicalDecomposer",
         "fbdd": "layerkit.modules.decomposition.fbdd:FBDDDecomposer",
+        "reflayer": "layerkit.modules.decomposition.reflayer:RefLayerDecomposer",
     },
     "refiner": {
         "wavelet": "layerkit.modules.refinement.wavelet:WaveletRefiner",
@@ -67,6 +68,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     # (image, alpha, F, B) → object layer with its cast shadow / reflection, cleaned B (LASAGNA)
     "effects": {
         "shadow_reflection": "layerkit.modules.effects.shadow_reflection:ShadowReflectionEffects",
+    },
+    # finished stack → stack with each layer's hidden part completed; used by Pipeline.layers
+    "completion": {
+        "exemplar": "layerkit.modules.completion.exemplar:ExemplarCompleter",
     },
 }
 

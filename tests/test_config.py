@@ -18,7 +18,7 @@ def test_classical_builds_with_components():
     pipe = Pipeline.from_config("classical")
     comps = pipe.components
     assert list(comps) == ["generator", "grounder", "segmenter", "trimapper", "matter", "decomposer", "refiner",
-                           "multilayer", "proposer", "orderer", "effects"]
+                           "multilayer", "proposer", "orderer", "effects", "completion"]
     assert comps["multilayer"] is None
     assert comps["generator"] is None and comps["grounder"] is None
     assert type(comps["matter"]).__name__ == "ClosedFormMatter"

@@ -22,7 +22,7 @@ from layerkit.types import Prompt
 ROLE_BASES = {"generator": base.Generator, "grounder": base.Grounder, "segmenter": base.Segmenter,
               "trimapper": base.Trimapper, "matter": base.Matter, "decomposer": base.Decomposer,
               "refiner": base.Refiner, "multilayer": base.MultiLayer, "proposer": base.Proposer,
-              "orderer": base.Orderer, "effects": base.Effects}
+              "orderer": base.Orderer, "effects": base.Effects, "completion": base.Completer}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,8 @@ def _params(role: str, backend: str, tiny: Callable[[str], Path], tmp: Path) -> 
         ("orderer", "occlusion"): lambda: {"tie": 0.1},
         ("generator", "diffusers_layers"): lambda: {"model": str(tiny("sdxl")), "steps": 2, "strength": 0.9},
         ("effects", "shadow_reflection"): lambda: {"effects": ["shadow"], "reach": 1.2},
+        ("decomposer", "reflayer"): lambda: {"model": str(tmp / "reflayer"), "steps": 3},
+        ("completion", "exemplar"): lambda: {"fill": "harmonic", "depth": 2.0},
     }
     return table[(role, backend)]()
 

@@ -58,6 +58,11 @@ def tiny_overrides(task: str, vae_dir: str) -> list[str]:
         return ["model.channels=[4, 8]", "data.hat=degrade"]
     if task == "vae":
         return ["model.block_out_channels=[4, 8]", "model.norm_num_groups=2"]
+    if task == "reflayer":
+        from test_reflayer import TINY_TRANSFORMER
+
+        return ["model.pretrained=null", f"model.vae={vae_dir}", f"model.transformer={TINY_TRANSFORMER}", "model.sample_steps=1",
+                "model.sample_images=1", "data.num_workers=0", "trainer.devices=1", "trainer.strategy=auto", "optim.ema_decay=0.9"]
     return ["model.pretrained=null", f"model.vae={vae_dir}", f"model.unet={TINY_UNET}", "model.sample_steps=2",
             "model.sample_images=1", "optim.ema_decay=0.9"]
 

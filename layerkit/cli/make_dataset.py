@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="one object per sample with a visual effect drawn from KINDS (shadow,reflection) and exact "
                         "GT (gt_fg = object + effect, gt_bg clean; composite-folder format, see docs/lasagna.md)")
     triplets.add_args(p)
+    p.add_argument("--size", type=int, default=256, help="--task reflayer --fg-dir/--bg-dir: side of the square triplets")
     add_report_output_args(p)
     p.set_defaults(func=run)
 
@@ -65,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
         if args.task != "reflayer":
             raise DataError("--from-batch makes reflayer triplets; add --task reflayer")
         return triplets.run_from_batch(args)
-    if args.task == "reflayer":
-        raise DataError("--task reflayer needs --from-batch DIR (a 'layerkit batch' output)")
     if not (args.fg_dir and args.bg_dir):
         raise DataError("make-dataset needs --fg-dir and --bg-dir (or --task reflayer --from-batch DIR)")
     from layerkit.evaluation.dataset import make_dataset
@@ -76,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, args.overwrite)
     if args.effects is not None:
         return _run_effects(args)
+    if args.task == "reflayer":  # synthetic triplets with controlled occlusion (--from-batch: from a batch run)
+        return _run_reflayer(args)
     objects = _range(args.objects, int, "--objects", "N or MIN-MAX such as 3 or 2-5")
     occlusion = _range(args.occlusion, float, "--occlusion", "MIN,MAX such as 0.05,0.4")
     cover = _range(args.cover, float, "--cover", "MIN,MAX such as 0.05,0.25")
@@ -103,5 +104,23 @@ def _run_effects(args: argparse.Namespace) -> int:
                          max_side=args.max_side, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {args.n} effect samples ({', '.join(effects)}) to {args.output}", file=sys.stderr)
+    print(args.output)
+    return 0
+
+
+def _run_reflayer(args: argparse.Namespace) -> int:
+    """``--task reflayer``: triplets with every prompt kind (see :mod:`layerkit.training.reflayer_data`)."""
+    from layerkit.errors import DataError
+    from layerkit.training.reflayer_data import write_triplets
+
+    occlusion = _range(args.occlusion, float, "--occlusion", "MIN,MAX such as 0.1,0.5")
+    if not 0.0 <= occlusion[0] <= occlusion[1] < 1.0:
+        raise DataError(f"--occlusion must be MIN,MAX with 0 <= MIN <= MAX < 1, got {args.occlusion}")
+    if args.size < 16 or args.size % 8:
+        raise DataError(f"--size must be a multiple of 8 and >= 16, got {args.size}")
+    write_triplets(args.fg_dir, args.bg_dir, args.output, n=args.n, size=args.size, seed=args.seed,
+                   occlusion=occlusion, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {args.n} reflayer triplets to {args.output}", file=sys.stderr)
     print(args.output)
     return 0

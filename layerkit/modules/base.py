@@ -341,3 +341,13 @@ class Effects(Stage, abc.ABC):
     def __call__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray,
                  prompt: Prompt | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Move the object's effects into its layer; see :class:`~layerkit.modules.effects.shadow_reflection.ShadowReflectionEffects`."""
+
+
+class Completer(Stage, abc.ABC):
+    """A finished stack → the same stack with each layer's hidden part completed (composite unchanged)."""
+
+    role = "completion"
+
+    @abc.abstractmethod
+    def __call__(self, stack: Any) -> Any:
+        """Bottom → top :class:`~layerkit.types.LayerStack` → a new one of the same layers, completed."""

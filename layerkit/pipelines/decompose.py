@@ -48,6 +48,8 @@ class Pipeline:
         orderer: optional object layers → front-to-back order, for :meth:`layers` with ``order="auto"``.
         effects: optional (image, α, F, B, prompt) → (α, F, B) on the canvas: the object's cast
             shadow / reflection moved into its layer (``classical+effects``).
+        completion: optional stack → stack stage that completes each layer's hidden part, used
+            by :meth:`layers` on the finished stack.
         settings: pipeline-wide :class:`~layerkit.config.PipelineSettings`.
 
     Example:
@@ -59,7 +61,8 @@ class Pipeline:
 
     def __init__(self, segmenter: Any, trimapper: Any, matter: Any, decomposer: Any, refiner: Any = None,
                  grounder: Any = None, generator: Any = None, multilayer: Any = None, proposer: Any = None,
-                 orderer: Any = None, settings: PipelineSettings | None = None, effects: Any = None) -> None:
+                 orderer: Any = None, settings: PipelineSettings | None = None, effects: Any = None,
+                 completion: Any = None) -> None:
         self.generator = generator
         self.grounder = grounder
         self.segmenter = segmenter
@@ -71,6 +74,7 @@ class Pipeline:
         self.proposer = proposer
         self.orderer = orderer
         self.effects = effects
+        self.completion = completion  # optional stack -> stack: hidden parts of lower layers completed
         self.settings = settings or PipelineSettings()
         self.progress: ProgressCallback | None = None
 

@@ -121,13 +121,16 @@ class Peeler:
         min_area: an alpha mass below this fraction of the image counts as "nothing found".
         dup_iou: soft IoU with an already peeled object above which a peel is that object again.
         progress: optional ``progress(done, total, message)``.
+        completion: optional ``stack -> stack`` stage run on the finished stack (role
+            ``completion``: each layer's hidden part completed); default ``pipe.completion``.
     """
 
     def __init__(self, pipe: Any, image: np.ndarray, min_area: float = 5e-4, dup_iou: float = 0.6,
-                 progress: ProgressFn | None = None) -> None:
+                 progress: ProgressFn | None = None, completion: Any = None) -> None:
         self.pipe = pipe
         settings = pipe.settings
         self.consistent, self.consistent_min_alpha = settings.consistent, settings.consistent_min_alpha
+        self.completion = completion if completion is not None else getattr(pipe, "completion", None)
         self.image = image
         self.current = image.copy()
         self.min_area = min_area
@@ -219,6 +222,8 @@ class Peeler:
         """The stack ``[background, back-most object, …, front-most object]`` and the report."""
         layers = [Layer.from_rgb(self.current, name="background"), *reversed(self.layers)]
         stack = LayerStack(layers)
+        if self.completion is not None:
+            stack = self.completion(stack)
         n = len(self.layers)
         for rep in self.reports:
             if rep.status == "layer":

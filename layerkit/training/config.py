@@ -26,6 +26,7 @@ TASKS: dict[str, str] = {
     "hfa": "layerkit.training.hfa_module",
     "fbdd": "layerkit.training.fbdd_module",
     "vae": "layerkit.training.vae_module",
+    "reflayer": "layerkit.training.reflayer_module",
 }
 #: loggers ``trainer`` can write to
 LOGGERS = ("csv", "tensorboard")
@@ -133,7 +134,12 @@ def load_train_config(name_or_path: str | os.PathLike, overrides: Sequence[str] 
         raise ConfigError(f"unknown logger {out['logger']!r}; valid loggers: {', '.join(LOGGERS)}")
     from layerkit.training.datamodule import CompositeDataModule
 
-    out["data"] = check_keys("data", out["data"], CompositeDataModule)
+    if out["task"] == "reflayer":
+        from layerkit.training.reflayer_module import RefLayerDataModule
+
+        out["data"] = check_keys("data", out["data"], RefLayerDataModule)
+    else:
+        out["data"] = check_keys("data", out["data"], CompositeDataModule)
     _check_strategy(out["trainer"]["strategy"])
     return out
 

@@ -94,7 +94,12 @@ def train(cfg: dict[str, Any], resume: str | None = None, command: str = "") -> 
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     data = dict(cfg["data"])
     data.setdefault("seed", int(cfg["seed"]))
-    dm = CompositeDataModule(**data)
+    if cfg["task"] == "reflayer":  # triplets (image, prompt mix, complete layer), not composites
+        from layerkit.training.reflayer_module import RefLayerDataModule
+
+        dm: Any = RefLayerDataModule(**data)
+    else:
+        dm = CompositeDataModule(**data)
     dm.setup("fit")  # bad data folders fail here, before anything is written
     module = build_module(cfg)
     out.mkdir(parents=True, exist_ok=True)
