@@ -57,9 +57,6 @@ class PipelineSettings:
         roi_min_margin: smallest margin in pixels.
         coarse_side: long side of the downscaled full image used to locate an object given by
             points or text only, before the full-resolution pass on its region.
-        roi_grow: with points only, how many times the region may grow (by ``roi_margin`` on each
-            side the mask runs into) when the full-resolution mask is cut by the region's sides.
-        roi_grow_share: a side cuts the object when the mask covers this share of its pixels.
         consistent: re-solve F from C, α and the final B (and B where that F would leave [0, 1]) so
             that the stack recomposes the input; honoured by single- and multi-layer runs.
         consistent_min_alpha: F is re-solved where α is at least this (below it the estimate
@@ -73,8 +70,6 @@ class PipelineSettings:
     roi_margin: float = 0.25
     roi_min_margin: int = 24
     coarse_side: int = 512
-    roi_grow: int = 0
-    roi_grow_share: float = 0.05
     consistent: bool = True
     consistent_min_alpha: float = 0.001
 

@@ -20,7 +20,7 @@ from layerkit.errors import PromptError
 from layerkit.io.image import ImageLike, load_image
 from layerkit.ops.boxes import select_box
 from layerkit.ops.compositing import solve_layers
-from layerkit.ops.roi import crop, cut_sides, expand_box, grow_sides, paste, scale_to_side
+from layerkit.ops.roi import crop, expand_box, paste, scale_to_side
 from layerkit.registry import ROLES
 from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt, alpha_bbox
 
@@ -239,16 +239,6 @@ class Pipeline:
             sub_prompt = prompt.shifted(x0, y0, sub.shape[:2])
             with self._stage("segment", timings):
                 mask = np.asarray(self.segmenter(sub, sub_prompt))
-                for _ in range(s.roi_grow if prompt.boxes is None and prompt.mask is None else 0):
-                    # points only: the region came from a coarse pass; an object cut by its sides continues
-                    sides = cut_sides(mask, roi, (h, w), s.roi_grow_share)
-                    if not sides:
-                        break
-                    roi = grow_sides(roi, sides, (h, w), s.roi_margin)
-                    x0, y0 = roi[:2]
-                    sub = crop(img, roi)
-                    sub_prompt = prompt.shifted(x0, y0, sub.shape[:2])
-                    mask = np.asarray(self.segmenter(sub, sub_prompt))
         if not (mask > 0.5).any():
             raise PromptError(f"the segmenter found no object for prompt {prompt.to_dict()}; try a tighter box or more points")
         with self._stage("trimap", timings):
