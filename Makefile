@@ -6,11 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 DEMO_OUT ?= demo_out
 
-.PHONY: install demo test test-deps test-fast bench clean help
+.PHONY: install demo lint test test-deps test-fast bench clean help
 
 help:
 	@echo "make demo     create .venv, install, decompose the shipped astronaut photo into layers"
-	@echo "make test     run the test suite (installs first if needed)"
+	@echo "make test     lint, then run the test suite (installs first if needed)"
 	@echo "make bench    dev-set benchmark (needs ../shared/data/dev)"
 
 # Idempotent: reinstalls only when pyproject.toml or constraints.txt changed.
@@ -38,7 +38,11 @@ demo: install
 	$(VENV)/bin/layerkit decompose layerkit/assets/astronaut.png --point 240,330 --point 340,300 -o $(DEMO_OUT)/suit.psd --name suit --quiet
 	@echo "layers written to: $(abspath $(DEMO_OUT))/head/ (background.png, foreground.png, alpha.png, layers.json) and $(abspath $(DEMO_OUT))/suit.psd"
 
-test: install test-deps
+# ruff with the project's settings (pyproject.toml [tool.ruff]); `make test` runs it first
+lint: install
+	$(VENV)/bin/ruff check layerkit tests benchmarks scripts
+
+test: install test-deps lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 test-fast: install

@@ -41,8 +41,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -58,9 +59,19 @@ if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))  # gpu_models, gpu_harness, gpu_stages beside this file
 
 import torch  # noqa: E402
-from gpu_harness import MiB, Bench, fmt_time, n_params, one_line, pipe_modules  # noqa: E402
-from gpu_models import (build_fbdd, build_grounding_dino, build_hfa, build_owlv2, build_sam_hf, build_sd2,  # noqa: E402
-                        build_sdxl, build_segment_anything, build_vitmatte, hfa_config)
+from gpu_harness import Bench, MiB, fmt_time, n_params, one_line, pipe_modules  # noqa: E402
+from gpu_models import (  # noqa: E402
+    build_fbdd,
+    build_grounding_dino,
+    build_hfa,
+    build_owlv2,
+    build_sam_hf,
+    build_sd2,
+    build_sdxl,
+    build_segment_anything,
+    build_vitmatte,
+    hfa_config,
+)
 from gpu_stages import ALIASES, STAGES, parse_stages  # noqa: E402
 
 

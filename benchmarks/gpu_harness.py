@@ -12,8 +12,9 @@ import statistics
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,7 +196,7 @@ class Bench:
         self.add(row)
         return row
 
-    def run(self, stages: list[str], table: dict[str, Callable[["Bench", str], None]],
+    def run(self, stages: list[str], table: dict[str, Callable[[Bench, str], None]],
             after_stage: Callable[[], None] | None = None) -> None:
         """Run ``table[name](self, name)`` for each stage name; a failing stage becomes one error row."""
         for name in stages:

@@ -190,8 +190,13 @@ def build_sd2(tiny: bool, dev: str, tok_dir: Path) -> Any:
 
 
 def build_grounding_dino(tiny: bool, dev: str, tok_dir: Path, size: str = "base") -> tuple[Any, Any]:
-    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
-                              GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     tok = bert_tokenizer(tok_dir / "bert")
     out = dict(out_features=["stage2", "stage3", "stage4"], out_indices=[2, 3, 4])
@@ -297,7 +302,7 @@ def build_fbdd(tiny: bool, dev: str) -> Any:
     """FBDD with SD2-inpainting-sized UNets (conv_in widened for the unshuffled alpha) and the SD VAE."""
     from diffusers import AutoencoderKL
 
-    from layerkit.modules.decomposition.fbdd_nets import FBDDModel
+    from layerkit.modules.decomposer.fbdd_nets import FBDDModel
 
     torch.manual_seed(0)
     with torch.device(dev):
@@ -314,7 +319,7 @@ def hfa_config(tiny: bool) -> dict[str, Any]:
 
 
 def build_hfa(tiny: bool, dev: str) -> tuple[Any, Any]:
-    from layerkit.modules.refinement.hfa_nets import AlignmentNet
+    from layerkit.modules.refiner.hfa_nets import AlignmentNet
 
     m = hfa_config(tiny)
     kw = {k: m[k] for k in ("channels", "prior_levels", "prior_pool") if k in m}

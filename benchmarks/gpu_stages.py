@@ -4,14 +4,25 @@ timing rows with :class:`gpu_harness.Bench`. The training-step stages are in :mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from gpu_harness import Bench, n_params, pipe_modules, test_image
-from gpu_models import (build_fbdd, build_grounding_dino, build_hfa, build_owlv2, build_sam_hf, build_sd2, build_sdxl,
-                        build_segment_anything, build_tiny_segment_anything, build_vitmatte)
+from gpu_models import (
+    build_fbdd,
+    build_grounding_dino,
+    build_hfa,
+    build_owlv2,
+    build_sam_hf,
+    build_sd2,
+    build_sdxl,
+    build_segment_anything,
+    build_tiny_segment_anything,
+    build_vitmatte,
+)
 from gpu_train import stage_fbdd_train, stage_hfa_train
 
 PROMPT = "A bird flying at sunset over the mountains"
@@ -23,7 +34,7 @@ OWL_TEXT = "a bird. a cloud"
 def stage_generator(b: Bench, stage: str) -> None:
     """SDXL (or SD2) through ``DiffusersGenerator``: UNet step, VAE decode, 1-step and N-step calls, CPU offload."""
     from layerkit.errors import LayerkitError
-    from layerkit.modules.generation.diffusers_t2i import DiffusersGenerator
+    from layerkit.modules.generator.diffusers_t2i import DiffusersGenerator
 
     args = b.args
     res = b.res(args.resolution, 64)
@@ -108,7 +119,7 @@ def stage_generator(b: Bench, stage: str) -> None:
 
 
 def _detector_rows(b: Bench, stage: str, cls: Any, folder: Path, text: str, dtypes: list[str], kw: dict[str, Any]) -> None:
-    from layerkit.modules.grounding.phrases import detector_forward, grounding_caption, split_queries
+    from layerkit.modules.grounder.phrases import detector_forward, grounding_caption, split_queries
 
     h, w = (96, 128) if b.tiny else (b.args.resolution, b.args.resolution)  # tiny: the tests' size
     image, _ = test_image(h, w)
@@ -134,7 +145,7 @@ def _detector_rows(b: Bench, stage: str, cls: Any, folder: Path, text: str, dtyp
 
 def stage_grounding_dino(b: Bench, stage: str) -> None:
     """Grounding DINO (base by default) through ``GroundingDinoGrounder``: fp32 (the config default) and --dtype."""
-    from layerkit.modules.grounding.grounding_dino import GroundingDinoGrounder
+    from layerkit.modules.grounder.grounding_dino import GroundingDinoGrounder
 
     with b.tempdir(stage) as tmp:
         name = "tiny-test" if b.tiny else b.args.gdino
@@ -147,7 +158,7 @@ def stage_grounding_dino(b: Bench, stage: str) -> None:
 
 def stage_owlv2(b: Bench, stage: str) -> None:
     """OWLv2 base/16 (960 px) through ``Owlv2Grounder``."""
-    from layerkit.modules.grounding.owlv2 import Owlv2Grounder
+    from layerkit.modules.grounder.owlv2 import Owlv2Grounder
 
     with b.tempdir(stage) as tmp:
         b.save_random(stage, "built random owlv2 and saved it", lambda: build_owlv2(b.tiny, b.build_device, tmp / "tok"),
@@ -157,7 +168,7 @@ def stage_owlv2(b: Bench, stage: str) -> None:
 
 def stage_sam_hf(b: Bench, stage: str) -> None:
     """SAM ViT-H (transformers) through ``HFSamSegmenter``: box call, image encoder, mask decoder."""
-    from layerkit.modules.segmentation.sam_hf import HFSamSegmenter
+    from layerkit.modules.segmenter.sam_hf import HFSamSegmenter
     from layerkit.types import Prompt
 
     res = b.res(1024, 64)
@@ -203,7 +214,7 @@ def stage_sam(b: Bench, stage: str) -> None:
     from segment_anything import sam_model_registry
 
     from layerkit.io.image import to_uint8
-    from layerkit.modules.segmentation.sam import SamSegmenter
+    from layerkit.modules.segmenter.sam import SamSegmenter
     from layerkit.types import Prompt
 
     res = b.res(1024, 64)
@@ -242,7 +253,7 @@ def stage_sam(b: Bench, stage: str) -> None:
 
 def stage_vitmatte(b: Bench, stage: str) -> None:
     """ViTMatte-B through ``VitMatteMatter``: one 1024² pass, the tiled path on a 2048² image, the raw forward."""
-    from layerkit.modules.matting.vitmatte import VitMatteMatter, matte_input, tile_starts
+    from layerkit.modules.matter.vitmatte import VitMatteMatter, matte_input, tile_starts
 
     args = b.args
     res = b.res(args.resolution, 96)
@@ -283,7 +294,7 @@ def stage_vitmatte(b: Bench, stage: str) -> None:
 
 def stage_fbdd(b: Bench, stage: str) -> None:
     """FBDD full decomposition through ``FBDDDecomposer``: batch_layers true/false, bf16 and fp32."""
-    from layerkit.modules.decomposition.fbdd import FBDDDecomposer
+    from layerkit.modules.decomposer.fbdd import FBDDDecomposer
 
     args = b.args
     res = b.res(args.fbdd_resolution, 64)
@@ -333,8 +344,8 @@ def stage_fbdd(b: Bench, stage: str) -> None:
 
 def stage_hfa(b: Bench, stage: str) -> None:
     """HFA refinement (FAN + BAN, hfa.yaml size) through ``HFARefiner``."""
-    from layerkit.modules.refinement.hfa import HFARefiner
-    from layerkit.modules.refinement.hfa_nets import save_checkpoint
+    from layerkit.modules.refiner.hfa import HFARefiner
+    from layerkit.modules.refiner.hfa_nets import save_checkpoint
 
     res = b.res(b.args.resolution, 64)
     image, alpha = test_image(res, res)

@@ -4,7 +4,8 @@ per precision with :class:`gpu_harness.Bench`."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from gpu_harness import Bench

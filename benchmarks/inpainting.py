@@ -42,8 +42,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from layerkit.modules.inpainting import METHODS, inpaint  # noqa: E402
 from layerkit.ops.compositing import psnr  # noqa: E402
+from layerkit.ops.inpainting import METHODS, inpaint  # noqa: E402
 from layerkit.ops.roi import expand_box  # noqa: E402
 
 REFERENCE = "biharmonic-fullres"  # scikit-image's solver on the full-resolution hole (not a METHOD)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Occlusion-ordering benchmark: the configured orderer vs ``modules/ordering/occlusion.py`` on the same first pass.
+"""Occlusion-ordering benchmark: the configured orderer vs ``modules/orderer/occlusion.py`` on the same first pass.
 
 On a ``layerkit make-dataset`` folder, each object is segmented once on the input with the box
 of its visible part (the first pass of ``order="auto"``); the alphas are cached in ``OUT/alphas``
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
-from layerkit.modules.ordering import evidence, occlusion  # noqa: E402
+from layerkit.modules.orderer import evidence, occlusion  # noqa: E402
 
 Orderer = Callable[[list, list, np.ndarray], list]
 ORDERERS: dict[str, Orderer] = {"evidence": evidence.occlusion_order, "occlusion": occlusion.occlusion_order}

@@ -26,16 +26,17 @@ A pipeline config::
 from __future__ import annotations
 
 import dataclasses
-import math
 import functools
 import inspect
+import math
 import os
 import typing
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import yaml
 
@@ -315,7 +316,7 @@ def _omega_type(hint: Any) -> Any:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1 and len(args) == 2:
             inner = _omega_type(rest[0])
-            return Optional[inner] if inner is not Any else Any
+            return Optional[inner] if inner is not Any else Any  # noqa: UP045 - OmegaConf reads typing.Optional
         return Any
     if origin in (list, tuple, Sequence, typing.Sequence, __import__("collections.abc").abc.Sequence):
         elems = [a for a in args if a is not Ellipsis]
@@ -341,7 +342,7 @@ def _hints(builder: Callable[..., Any]) -> dict[str, Any]:
         return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema_cached(builder: Callable[..., Any], exclude: tuple[str, ...], defaults: tuple[tuple[str, Any], ...]) -> type:
     hints = _hints(builder)
     given = dict(defaults)

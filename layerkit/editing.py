@@ -22,14 +22,14 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from layerkit.errors import EditError
 from layerkit.ops.compositing import over
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the functions build new layers with type(layer) / type(stack): no import of the nouns
     from layerkit.types import Layer, LayerStack

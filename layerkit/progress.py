@@ -126,7 +126,7 @@ class ItemBar:
     def close(self) -> None:
         self._bar.close()
 
-    def __enter__(self) -> "ItemBar":
+    def __enter__(self) -> ItemBar:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from layerkit.errors import ConfigError
 
@@ -20,37 +21,44 @@ ROLES = ("generator", "grounder", "segmenter", "trimapper", "matter", "decompose
 OPTIONAL_ROLES = ("generator", "grounder", "refiner", "multilayer", "proposer", "orderer", "effects", "completion")
 #: Old config section names → today's (accepted with a DeprecationWarning for one release).
 ROLE_ALIASES: dict[str, str] = {}
+#: Old module paths of the stage folders (before each folder was named like its role) → today's;
+#: a dotted backend path in an older saved config still resolves, with a DeprecationWarning.
+MODULE_ALIASES: dict[str, str] = {
+    f"layerkit.modules.{old}.": f"layerkit.modules.{new}." for old, new in (
+        ("generation", "generator"), ("grounding", "grounder"), ("segmentation", "segmenter"),
+        ("trimap", "trimapper"), ("matting", "matter"), ("decomposition", "decomposer"),
+        ("refinement", "refiner"), ("proposal", "proposer"), ("ordering", "orderer"))}
 
 REGISTRY: dict[str, dict[str, str]] = {
     "generator": {
-        "diffusers": "layerkit.modules.generation.diffusers_t2i:DiffusersGenerator",
-        "diffusers_layers": "layerkit.modules.generation.diffusers_inpaint:DiffusersLayerGenerator",  # + inpaint (LASAGNA modes)
+        "diffusers": "layerkit.modules.generator.diffusers_t2i:DiffusersGenerator",
+        "diffusers_layers": "layerkit.modules.generator.diffusers_inpaint:DiffusersLayerGenerator",  # + inpaint (LASAGNA modes)
     },
     "grounder": {
-        "grounding_dino": "layerkit.modules.grounding.grounding_dino:GroundingDinoGrounder",
-        "owlv2": "layerkit.modules.grounding.owlv2:Owlv2Grounder",
+        "grounding_dino": "layerkit.modules.grounder.grounding_dino:GroundingDinoGrounder",
+        "owlv2": "layerkit.modules.grounder.owlv2:Owlv2Grounder",
     },
     "segmenter": {
-        "grabcut": "layerkit.modules.segmentation.grabcut:GrabCutSegmenter",
-        "sam": "layerkit.modules.segmentation.sam:SamSegmenter",
-        "sam_hf": "layerkit.modules.segmentation.sam_hf:HFSamSegmenter",
+        "grabcut": "layerkit.modules.segmenter.grabcut:GrabCutSegmenter",
+        "sam": "layerkit.modules.segmenter.sam:SamSegmenter",
+        "sam_hf": "layerkit.modules.segmenter.sam_hf:HFSamSegmenter",
     },
     "trimapper": {
-        "morphology": "layerkit.modules.trimap.morphology:MorphologyTrimapper",
-        "transparency": "layerkit.modules.trimap.transparency:TransparencyTrimapper",
+        "morphology": "layerkit.modules.trimapper.morphology:MorphologyTrimapper",
+        "transparency": "layerkit.modules.trimapper.transparency:TransparencyTrimapper",
     },
     "matter": {
-        "closed_form": "layerkit.modules.matting.closed_form:ClosedFormMatter",
-        "vitmatte": "layerkit.modules.matting.vitmatte:VitMatteMatter",
+        "closed_form": "layerkit.modules.matter.closed_form:ClosedFormMatter",
+        "vitmatte": "layerkit.modules.matter.vitmatte:VitMatteMatter",
     },
     "decomposer": {
-        "classical": "layerkit.modules.decomposition.classical:ClassicalDecomposer",
-        "fbdd": "layerkit.modules.decomposition.fbdd:FBDDDecomposer",
-        "reflayer": "layerkit.modules.decomposition.reflayer:RefLayerDecomposer",
+        "classical": "layerkit.modules.decomposer.classical:ClassicalDecomposer",
+        "fbdd": "layerkit.modules.decomposer.fbdd:FBDDDecomposer",
+        "reflayer": "layerkit.modules.decomposer.reflayer:RefLayerDecomposer",
     },
     "refiner": {
-        "wavelet": "layerkit.modules.refinement.wavelet:WaveletRefiner",
-        "hfa": "layerkit.modules.refinement.hfa:HFARefiner",
+        "wavelet": "layerkit.modules.refiner.wavelet:WaveletRefiner",
+        "hfa": "layerkit.modules.refiner.hfa:HFARefiner",
     },
     # image → a whole stack in one call (Qwen-Image-Layered); used by Pipeline.layers(auto=True)
     "multilayer": {
@@ -58,12 +66,12 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     # image → object candidates, for Pipeline.layers() without prompts
     "proposer": {
-        "saliency": "layerkit.modules.proposal.saliency:SaliencyProposer",
-        "grounded": "layerkit.modules.proposal.grounded:GroundedProposer",
+        "saliency": "layerkit.modules.proposer.saliency:SaliencyProposer",
+        "grounded": "layerkit.modules.proposer.grounded:GroundedProposer",
     },
     # objects segmented on one image → front-to-back order, for Pipeline.layers(order="auto")
     "orderer": {
-        "occlusion": "layerkit.modules.ordering.evidence:OcclusionOrderer",
+        "occlusion": "layerkit.modules.orderer.evidence:OcclusionOrderer",
     },
     # (image, alpha, F, B) → object layer with its cast shadow / reflection, cleaned B (LASAGNA)
     "effects": {
@@ -92,6 +100,13 @@ def resolve(role: str, backend: str) -> Callable[..., Any]:
             raise ConfigError(f"unknown {role} backend {backend!r}; valid names: {', '.join(valid)} "
                               "(or a dotted import path such as 'my_pkg.module:MyClass')")
         target = backend
+        for prefix, new in MODULE_ALIASES.items():
+            if target.startswith(prefix):
+                import warnings
+
+                target = new + target[len(prefix):]
+                warnings.warn(f"{role} backend {backend!r}: the module moved; use {target!r} (the old path is removed "
+                              "in the next release)", DeprecationWarning, stacklevel=3)
     module_name, _, attr = target.partition(":") if ":" in target else target.rpartition(".")
     try:
         module = importlib.import_module(module_name)

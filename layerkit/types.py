@@ -12,8 +12,9 @@ Conventions used everywhere in layerkit:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class Prompt:
         """True if the prompt has points, boxes or a mask (anything but text)."""
         return self.points is not None or self.boxes is not None or self.mask is not None
 
-    def validate(self, height: int, width: int) -> "Prompt":
+    def validate(self, height: int, width: int) -> Prompt:
         """Check the prompt against an ``height × width`` image; returns ``self``.
 
         Raises:
@@ -141,7 +142,7 @@ class Prompt:
         a = np.asarray(parts, dtype=np.float64)
         return int(np.floor(a[:, 0].min())), int(np.floor(a[:, 1].min())), int(np.ceil(a[:, 2].max())), int(np.ceil(a[:, 3].max()))
 
-    def shifted(self, dx: int, dy: int, size: tuple[int, int]) -> "Prompt":
+    def shifted(self, dx: int, dy: int, size: tuple[int, int]) -> Prompt:
         """The prompt in a crop whose top-left corner is ``(dx, dy)`` and size is ``(h, w)``."""
         h, w = size
         return Prompt(
@@ -206,7 +207,7 @@ class Layer:
             self.bbox = alpha_bbox(self.rgba[..., 3])
 
     @classmethod
-    def from_rgb(cls, rgb: np.ndarray, alpha: np.ndarray | None = None, **kw: Any) -> "Layer":
+    def from_rgb(cls, rgb: np.ndarray, alpha: np.ndarray | None = None, **kw: Any) -> Layer:
         """Build from ``H×W×3`` colour and an optional ``H×W`` alpha (opaque if omitted)."""
         a = np.ones(rgb.shape[:2], np.float32) if alpha is None else alpha
         return cls(np.concatenate([rgb, a[..., None]], axis=2), **kw)
@@ -314,7 +315,7 @@ class LayerStack:
         return str(save_stack(self, path, overwrite=overwrite))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LayerStack":
+    def load(cls, path: str | os.PathLike) -> LayerStack:
         """Read a stack written by :meth:`save` (PSD, ORA or PNG folder)."""
         from layerkit.io.layers import load_stack
 
@@ -322,44 +323,44 @@ class LayerStack:
 
     # Editing by compositing only: each method returns a new stack; see :mod:`layerkit.editing`.
     # ``ref`` is a layer index (0 = background) or name.
-    def move(self, ref: int | str, dx: float, dy: float) -> "LayerStack":
+    def move(self, ref: int | str, dx: float, dy: float) -> LayerStack:
         """Shift a layer by ``(dx, dy)`` pixels (integer shifts keep alpha bit-exact)."""
         return editing.move(self, ref, dx, dy)
 
-    def scale(self, ref: int | str, factor: float, center: tuple[float, float] | None = None) -> "LayerStack":
+    def scale(self, ref: int | str, factor: float, center: tuple[float, float] | None = None) -> LayerStack:
         """Scale a layer about ``center`` (default: its alpha box centre)."""
         return editing.scale(self, ref, factor, center)
 
-    def rotate(self, ref: int | str, degrees: float, center: tuple[float, float] | None = None) -> "LayerStack":
+    def rotate(self, ref: int | str, degrees: float, center: tuple[float, float] | None = None) -> LayerStack:
         """Rotate a layer counter-clockwise by ``degrees`` about ``center``."""
         return editing.rotate(self, ref, degrees, center)
 
-    def recolor(self, ref: int | str, hue: float = 0.0, saturation: float = 1.0, brightness: float = 1.0) -> "LayerStack":
+    def recolor(self, ref: int | str, hue: float = 0.0, saturation: float = 1.0, brightness: float = 1.0) -> LayerStack:
         """Shift hue (degrees) and scale saturation/brightness of a layer; alpha is untouched."""
         return editing.recolor(self, ref, hue, saturation, brightness)
 
-    def duplicate(self, ref: int | str, dx: int = 0, dy: int = 0, name: str | None = None) -> "LayerStack":
+    def duplicate(self, ref: int | str, dx: int = 0, dy: int = 0, name: str | None = None) -> LayerStack:
         """Copy a layer above itself, shifted by ``(dx, dy)``."""
         return editing.duplicate(self, ref, dx, dy, name)
 
-    def remove(self, ref: int | str) -> "LayerStack":
+    def remove(self, ref: int | str) -> LayerStack:
         return editing.remove(self, ref)
 
-    def reorder(self, ref: int | str, position: int) -> "LayerStack":
+    def reorder(self, ref: int | str, position: int) -> LayerStack:
         """Move a layer to ``position`` in the bottom → top order."""
         return editing.reorder(self, ref, position)
 
-    def hide(self, ref: int | str) -> "LayerStack":
+    def hide(self, ref: int | str) -> LayerStack:
         return editing.hide(self, ref)
 
-    def show(self, ref: int | str) -> "LayerStack":
+    def show(self, ref: int | str) -> LayerStack:
         return editing.show(self, ref)
 
-    def merge(self, first: int | str, last: int | str, name: str | None = None) -> "LayerStack":
+    def merge(self, first: int | str, last: int | str, name: str | None = None) -> LayerStack:
         """Merge the adjacent layers ``first`` … ``last`` into one."""
         return editing.merge(self, first, last, name)
 
-    def edit(self, edits: Sequence[Any]) -> "LayerStack":
+    def edit(self, edits: Sequence[Any]) -> LayerStack:
         """Apply a sequence of edits (see :func:`layerkit.editing.apply_edits`)."""
         return editing.apply_edits(self, edits)
 

@@ -73,7 +73,7 @@ def read_prompts(path: Path | None) -> dict[str, dict[str, Any]]:
             rec = json.loads(line)
             table[str(rec["image"])] = rec
         except (ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"decompose_layers: {path}:{n} is not a valid record ({e}); expected {{\"image\": ..., \"objects\": [...]}}")
+            raise SystemExit(f"decompose_layers: {path}:{n} is not a valid record ({e}); expected {{\"image\": ..., \"objects\": [...]}}") from None
     return table
 
 

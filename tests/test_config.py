@@ -10,7 +10,7 @@ import pytest
 from layerkit import Pipeline
 from layerkit.config import available_configs, compose, load_config, parse_override
 from layerkit.errors import ConfigError
-from layerkit.modules.matting.closed_form import ClosedFormMatter
+from layerkit.modules.matter.closed_form import ClosedFormMatter
 from layerkit.registry import REGISTRY, build, resolve
 
 
@@ -106,7 +106,7 @@ def test_unknown_config_lists_shipped():
 
 
 def test_dotted_path_backend():
-    stage = build("matter", "layerkit.modules.matting.closed_form:ClosedFormMatter", {"radius": 2})
+    stage = build("matter", "layerkit.modules.matter.closed_form:ClosedFormMatter", {"radius": 2})
     assert isinstance(stage, ClosedFormMatter) and stage.radius == 2
     with pytest.raises(ConfigError, match="cannot import"):
         resolve("matter", "no_such_pkg.mod:Cls")
@@ -165,3 +165,11 @@ def test_old_section_names_still_work_with_a_warning(monkeypatch):
         pipe = Pipeline.from_config("classical", {"mattes.radius": 2})
     assert pipe.matter.radius == 2
     assert any("now called 'matter'" in str(w.message) for w in caught)
+
+
+def test_old_module_paths_of_saved_configs_still_resolve():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cls = resolve("matter", "layerkit.modules.matting.closed_form:ClosedFormMatter")
+    assert cls is ClosedFormMatter
+    assert any("layerkit.modules.matter.closed_form:ClosedFormMatter" in str(w.message) for w in caught)

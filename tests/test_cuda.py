@@ -7,13 +7,12 @@ Skipped where no GPU is present (CI has none); run them on a GPU machine with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_composite
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def fbdd_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     from test_fbdd import TINY_UNET, tiny_vae
 
-    from layerkit.modules.decomposition.fbdd_nets import FBDDModel
+    from layerkit.modules.decomposer.fbdd_nets import FBDDModel
 
     torch.manual_seed(0)
     model = FBDDModel.from_scratch(tiny_vae(), TINY_UNET, "unshuffle")
@@ -47,7 +46,7 @@ def test_auto_device_and_dtype_pick_the_gpu() -> None:
 
 
 def test_fbdd_on_cuda_matches_the_cpu(fbdd_dir: str) -> None:
-    from layerkit.modules.decomposition.fbdd import FBDDDecomposer
+    from layerkit.modules.decomposer.fbdd import FBDDDecomposer
 
     rng = np.random.default_rng(0)
     image, alpha = rng.random((20, 24, 3), np.float32), rng.random((20, 24), np.float32)
@@ -61,7 +60,7 @@ def test_fbdd_on_cuda_matches_the_cpu(fbdd_dir: str) -> None:
 
 
 def test_fbdd_sequential_layers_keep_the_unets_on_the_cpu(fbdd_dir: str) -> None:
-    from layerkit.modules.decomposition.fbdd import FBDDDecomposer
+    from layerkit.modules.decomposer.fbdd import FBDDDecomposer
 
     rng = np.random.default_rng(1)
     image, alpha = rng.random((16, 16, 3), np.float32), rng.random((16, 16), np.float32)
@@ -78,7 +77,7 @@ def test_fbdd_sequential_layers_keep_the_unets_on_the_cpu(fbdd_dir: str) -> None
 
 
 def test_fbdd_half_precision_on_cuda(fbdd_dir: str) -> None:
-    from layerkit.modules.decomposition.fbdd import FBDDDecomposer
+    from layerkit.modules.decomposer.fbdd import FBDDDecomposer
 
     rng = np.random.default_rng(2)
     image, alpha = rng.random((16, 16, 3), np.float32), rng.random((16, 16), np.float32)
@@ -93,7 +92,7 @@ def test_fbdd_half_precision_on_cuda(fbdd_dir: str) -> None:
 def test_hfa_refiner_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
     from test_hfa import _checkpoint
 
-    from layerkit.modules.refinement.hfa import HFARefiner
+    from layerkit.modules.refiner.hfa import HFARefiner
 
     c = make_composite(40, 56)
     path = _checkpoint(tmp_path)[0]
@@ -105,8 +104,8 @@ def test_hfa_refiner_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
 
 
 def test_vitmatte_on_cuda_matches_the_cpu(tiny: Callable[[str], Path]) -> None:
-    from layerkit.modules.matting.vitmatte import VitMatteMatter
-    from layerkit.modules.trimap.morphology import MorphologyTrimapper
+    from layerkit.modules.matter.vitmatte import VitMatteMatter
+    from layerkit.modules.trimapper.morphology import MorphologyTrimapper
 
     c = make_composite(50, 70)
     tri = MorphologyTrimapper(band=4)(c["alpha"] > 0.5)

@@ -8,8 +8,8 @@ import pytest
 from layerkit.errors import ConfigError
 from layerkit.evaluation.effects_data import cast_shadow, over_premul, reflect
 from layerkit.modules.effects.shadow_reflection import ShadowReflectionEffects
-from layerkit.modules.inpainting import inpaint
 from layerkit.ops.compositing import psnr
+from layerkit.ops.inpainting import inpaint
 from layerkit.registry import build
 
 

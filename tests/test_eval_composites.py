@@ -12,8 +12,7 @@ from conftest import make_composite
 
 from layerkit.cli import main
 from layerkit.errors import DataError
-from layerkit.evaluation.composites import (METRIC_KEYS, evaluate_composites, find_samples, load_ground_truth,
-                                            write_sample)
+from layerkit.evaluation.composites import METRIC_KEYS, evaluate_composites, find_samples, load_ground_truth, write_sample
 from layerkit.evaluation.runner import EtaProgress
 from layerkit.io.image import load_image
 from layerkit.types import DecompositionResult, Layer, LayerStack

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from layerkit.errors import ConfigError, MissingModelError
-from layerkit.modules.decomposition.fbdd import SCHEDULERS, FBDDDecomposer
-from layerkit.modules.decomposition.fbdd_nets import FBDDModel, widen_conv_in
+from layerkit.modules.decomposer.fbdd import SCHEDULERS, FBDDDecomposer
+from layerkit.modules.decomposer.fbdd_nets import FBDDModel, widen_conv_in
 from layerkit.ops.latent import alpha_channels, alpha_condition, pad_to_multiple, resize_alpha, unshuffle_alpha
 
 TINY_UNET = dict(block_out_channels=(4, 8), layers_per_block=1, sample_size=8, norm_num_groups=2,
@@ -156,7 +156,7 @@ def test_missing_weights_offline(tmp_path: Path, model_dir: str) -> None:
     (line,) = FBDDDecomposer(model=str(broken)).missing_weights()
     assert "unet_bg/config.json" in line
     with pytest.raises(MissingModelError, match="unet_bg"):
-        FBDDDecomposer(model=str(broken)).loaded
+        _ = FBDDDecomposer(model=str(broken)).loaded
 
 
 def test_bad_settings() -> None:

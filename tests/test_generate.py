@@ -15,8 +15,15 @@ from conftest import make_composite
 from test_stages_pretrained_factories import tiny_model
 
 from layerkit.errors import ConfigError, PromptError
-from layerkit.modules.grounding.phrases import (default_foreground, foreground_phrase, grounding_caption,
-                                                indices_of_phrase, phrase_from_indices, split_queries, words)
+from layerkit.modules.grounder.phrases import (
+    default_foreground,
+    foreground_phrase,
+    grounding_caption,
+    indices_of_phrase,
+    phrase_from_indices,
+    split_queries,
+    words,
+)
 from layerkit.types import Prompt
 
 TEXT = "A bird flying at sunset over the mountains"
@@ -76,7 +83,7 @@ def test_grounding_caption_and_queries() -> None:
 
 # ---------------------------------------------------------------------------------------------- generator
 def test_diffusers_generator_is_seeded_and_checks_sizes(tiny_overrides: dict[str, Any]) -> None:
-    from layerkit.modules.generation.diffusers_t2i import DiffusersGenerator
+    from layerkit.modules.generator.diffusers_t2i import DiffusersGenerator
 
     gen = DiffusersGenerator(tiny_overrides["generator.model"], steps=2).to("cpu")
     assert gen.missing_weights() == [] and gen._loaded is None

@@ -9,11 +9,16 @@ import pytest
 import torch
 
 from layerkit.errors import ConfigError, MissingModelError
-from layerkit.modules.refinement.hfa import HFARefiner
-from layerkit.modules.refinement.hfa_nets import (GATE_INIT, AlignmentNet, copy_visible, load_checkpoint, save_checkpoint,
-                                                  transfer_high_bands)
-from layerkit.training.losses import (ban_loss, band_sharpness, bg_psnr_occluded, fg_l1_weighted,
-                                      high_frequency_loss, masked_mse)
+from layerkit.modules.refiner.hfa import HFARefiner
+from layerkit.modules.refiner.hfa_nets import (
+    GATE_INIT,
+    AlignmentNet,
+    copy_visible,
+    load_checkpoint,
+    save_checkpoint,
+    transfer_high_bands,
+)
+from layerkit.training.losses import ban_loss, band_sharpness, bg_psnr_occluded, fg_l1_weighted, high_frequency_loss, masked_mse
 
 
 def _batch(h: int = 20, w: int = 28, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -35,7 +40,7 @@ def test_untrained_net_starts_from_the_estimate() -> None:
 
 @pytest.mark.parametrize("pool", ["min", "mean"])
 def test_prior_matches_the_weight_free_wavelet_refiner(composite: dict, pool: str) -> None:
-    from layerkit.modules.refinement.wavelet import transfer_high_frequencies
+    from layerkit.modules.refiner.wavelet import transfer_high_frequencies
 
     img, alpha, bg = composite["image"], composite["alpha"], composite["bg"] * 0.5
     ref = transfer_high_frequencies(bg, img, (1 - alpha)[..., None], 2, pool)
@@ -139,10 +144,10 @@ def test_pipeline_reports_missing_hfa_checkpoint(tmp_path: Path) -> None:
 
 
 def test_compare_refiners_on_a_sample_folder(tmp_path: Path) -> None:
+    from conftest import make_composite
     from PIL import Image
 
-    from conftest import make_composite
-    from layerkit.modules.refinement.wavelet import WaveletRefiner
+    from layerkit.modules.refiner.wavelet import WaveletRefiner
     from layerkit.training.compare import compare
 
     def u8(x: np.ndarray) -> np.ndarray:
@@ -165,7 +170,7 @@ def test_compare_refiners_on_a_sample_folder(tmp_path: Path) -> None:
 
 def test_checkpoints_without_prior_pool_load_with_the_mean_prior(tmp_path) -> None:
     """Files written before ``prior_pool`` existed were trained with the mean-pooled prior."""
-    from layerkit.modules.refinement.hfa_nets import AlignmentNet, load_checkpoint, save_checkpoint
+    from layerkit.modules.refiner.hfa_nets import AlignmentNet, load_checkpoint, save_checkpoint
 
     fan, ban = AlignmentNet("foreground", channels=(4, 8)), AlignmentNet("background", channels=(4, 8))
     assert fan.prior_pool == "min"

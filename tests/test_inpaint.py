@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerkit.modules.inpainting import METHODS, inpaint, match_boundary
-from layerkit.modules.inpainting.patchmatch import inpaint_exemplar
+from layerkit.ops.inpainting import METHODS, inpaint, match_boundary
+from layerkit.ops.inpainting.patchmatch import inpaint_exemplar
 
 ALL = sorted(METHODS)
 SMOOTH = ["harmonic", "pushpull", "biharmonic", "telea", "ns"]

@@ -13,8 +13,8 @@ from test_stages_pretrained_factories import tiny_model
 
 from layerkit.cli import main
 from layerkit.errors import ConfigError, MissingModelError, PromptError
-from layerkit.modules.generation.diffusers_inpaint import DiffusersLayerGenerator
-from layerkit.modules.generation.layer_solve import layer_over_known_background, min_alpha_over, pad_to_multiple
+from layerkit.modules.generator.diffusers_inpaint import DiffusersLayerGenerator
+from layerkit.modules.generator.layer_solve import layer_over_known_background, min_alpha_over, pad_to_multiple
 from layerkit.pipelines.decompose import Pipeline
 
 

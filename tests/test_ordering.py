@@ -1,12 +1,12 @@
-"""Occlusion ordering (layerkit/modules/ordering/occlusion.py): the continuation cue, the ranking, bad input."""
+"""Occlusion ordering (layerkit/modules/orderer/occlusion.py): the continuation cue, the ranking, bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from layerkit.modules.ordering.evidence import object_box
-from layerkit.modules.ordering.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
+from layerkit.modules.orderer.evidence import object_box
+from layerkit.modules.orderer.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
 
 H, W = 80, 120
 

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from layerkit.errors import ConfigError, MissingModelError
-from layerkit.modules.multilayer.qwen_layered import (QwenLayeredDecomposer, bucket_size, frames_to_layers, layers_to_stack,
-                                                      solve_background)
+from layerkit.modules.multilayer.qwen_layered import (
+    QwenLayeredDecomposer,
+    bucket_size,
+    frames_to_layers,
+    layers_to_stack,
+    solve_background,
+)
 from layerkit.ops.compositing import psnr
 
 
@@ -84,9 +89,20 @@ def _byte_vocab() -> list[str]:
 def tiny_qwen_pipeline():
     """A QwenImageLayeredPipeline of the real classes with tiny random weights (no download)."""
     import torch
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageLayeredPipeline, QwenImageTransformer2DModel
-    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer, Qwen2VLImageProcessor,
-                              Qwen2VLProcessor, Qwen2VLVideoProcessor)
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageLayeredPipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2Tokenizer,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
                 "<|image_pad|>", "<|video_pad|>"]

@@ -46,7 +46,7 @@ def tiny_text(root: Path) -> tuple[torch.nn.Module, object]:
 
 @pytest.fixture()
 def model_dir(tmp_path: Path) -> Path:
-    from layerkit.modules.decomposition.reflayer_nets import RefLayerModel
+    from layerkit.modules.decomposer.reflayer_nets import RefLayerModel
 
     enc, tok = tiny_text(tmp_path / "clip")
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 def test_save_and_load_round_trip_every_part(model_dir: Path) -> None:
-    from layerkit.modules.decomposition.reflayer_nets import RefLayerModel
+    from layerkit.modules.decomposer.reflayer_nets import RefLayerModel
 
     a = RefLayerModel.from_pretrained(str(model_dir))
     b = RefLayerModel.from_pretrained(str(model_dir))
@@ -73,7 +73,7 @@ def test_save_and_load_round_trip_every_part(model_dir: Path) -> None:
 
 
 def test_alpha_decoder_copies_the_vae_decoder() -> None:
-    from layerkit.modules.decomposition.reflayer_nets import AlphaDecoder
+    from layerkit.modules.decomposer.reflayer_nets import AlphaDecoder
 
     vae = tiny_vae()
     dec = AlphaDecoder.from_vae(vae)
@@ -82,7 +82,7 @@ def test_alpha_decoder_copies_the_vae_decoder() -> None:
 
 
 def test_decomposer_layer_and_stage_call(model_dir: Path) -> None:
-    from layerkit.modules.decomposition.reflayer import RefLayerDecomposer
+    from layerkit.modules.decomposer.reflayer import RefLayerDecomposer
 
     dec = RefLayerDecomposer(model=str(model_dir), steps=2, resolution=0)
     assert dec.missing_weights() == []
@@ -97,7 +97,7 @@ def test_decomposer_layer_and_stage_call(model_dir: Path) -> None:
 
 
 def test_missing_weights_name_the_config_key(tmp_path: Path, model_dir: Path) -> None:
-    from layerkit.modules.decomposition.reflayer import RefLayerDecomposer
+    from layerkit.modules.decomposer.reflayer import RefLayerDecomposer
     from layerkit.pipelines.decompose import Pipeline
 
     assert RefLayerDecomposer().missing_weights()[0].startswith("decomposer.model:")
@@ -115,7 +115,7 @@ def test_missing_weights_name_the_config_key(tmp_path: Path, model_dir: Path) ->
 
 
 def test_prompt_canvas_draws_every_kind() -> None:
-    from layerkit.modules.decomposition.reflayer_nets import draw_canvas
+    from layerkit.modules.decomposer.reflayer_nets import draw_canvas
 
     mask = np.zeros((64, 64), np.float32)
     mask[40:50, 40:50] = 1
@@ -197,7 +197,7 @@ def test_overfit_one_batch(folders: dict, tmp_path: Path) -> None:
 
 
 def test_fast_dev_run_export_and_pipeline(folders: dict, tmp_path: Path) -> None:
-    from layerkit.modules.decomposition.reflayer import RefLayerDecomposer
+    from layerkit.modules.decomposer.reflayer import RefLayerDecomposer
     from layerkit.pipelines.decompose import Pipeline
     from layerkit.training.run import train
 
@@ -233,7 +233,7 @@ def test_make_dataset_task_reflayer_and_root(folders: dict, tmp_path: Path) -> N
 
 
 def test_bad_settings(folders: dict, tmp_path: Path) -> None:
-    from layerkit.modules.decomposition.reflayer_nets import RefLayerModel
+    from layerkit.modules.decomposer.reflayer_nets import RefLayerModel
     from layerkit.training.reflayer_module import RefLayerDataModule, build
 
     with pytest.raises(DataError, match="data.size"):

@@ -7,7 +7,7 @@ import pytest
 
 from layerkit import Pipeline, Prompt
 from layerkit.errors import ConfigError
-from layerkit.modules.segmentation.grabcut import INITS, GrabCutSegmenter, colour_separation
+from layerkit.modules.segmenter.grabcut import INITS, GrabCutSegmenter, colour_separation
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,7 +47,7 @@ def test_the_best_separated_initialisation_wins(composite, monkeypatch):
 def test_a_speck_does_not_win_over_the_object(composite, monkeypatch, min_cover, wins):
     """A few pixels can score best (the shipped photo's white shuttle was lost that way: a
     136-pixel mask won); below ``min_cover`` of the box an initialisation has lost the object."""
-    import layerkit.modules.segmentation.grabcut as gc
+    import layerkit.modules.segmenter.grabcut as gc
 
     obj = composite["alpha"] > 0.5
     speck = np.zeros_like(obj)
@@ -65,7 +65,7 @@ def test_a_speck_does_not_win_over_the_object(composite, monkeypatch, min_cover,
 def test_background_weight_adds_the_known_background_term(composite, monkeypatch, weight, wins):
     """The ring separation alone picks the mask it likes; with ``background_weight`` the
     separation from the known background (outside the box) is added to the score."""
-    import layerkit.modules.segmentation.grabcut as gc
+    import layerkit.modules.segmenter.grabcut as gc
 
     obj = composite["alpha"] > 0.5
     ring_pick = obj.copy()
@@ -121,7 +121,7 @@ def test_a_point_added_to_a_box_does_not_shrink_the_object(composite):
 
 
 def test_background_separation(composite):
-    from layerkit.modules.segmentation.grabcut import background_separation
+    from layerkit.modules.segmenter.grabcut import background_separation
 
     img = composite["image"]
     obj = composite["alpha"] > 0.5
@@ -150,7 +150,7 @@ def _holed(hole_colour: tuple[float, float, float]) -> tuple[np.ndarray, np.ndar
 
 
 def test_holes_foreign_to_the_background_are_filled():
-    from layerkit.modules.segmentation.grabcut import fill_foreign_holes
+    from layerkit.modules.segmenter.grabcut import fill_foreign_holes
 
     img, mask, known = _holed((0.02, 0.02, 0.02))  # a black eye: no such colour outside
     filled = fill_foreign_holes(img, mask, known)

@@ -7,8 +7,13 @@ import pytest
 
 from layerkit import Pipeline, Prompt
 from layerkit.errors import ConfigError
-from layerkit.modules.segmentation.grabcut import (GrabCutSegmenter, centred_ellipse, colour_separation,
-                                                   restore_dropped_parts, touches_frame)
+from layerkit.modules.segmenter.grabcut import (
+    GrabCutSegmenter,
+    centred_ellipse,
+    colour_separation,
+    restore_dropped_parts,
+    touches_frame,
+)
 
 
 def test_frame_anchored_ellipse_runs_to_the_side_the_box_shares_with_the_frame() -> None:
@@ -73,7 +78,7 @@ def test_background_small_detached_or_ring_breaking_parts_stay_out() -> None:
 
 def test_segmenter_restores_through_its_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     """The initialisation that wins the ring-separation vote drops the head; another keeps it; the head comes back."""
-    import layerkit.modules.segmentation.grabcut as gc
+    import layerkit.modules.segmenter.grabcut as gc
 
     img, body, head, _ = _scene()
     answers = iter([body | head, body])

@@ -6,12 +6,12 @@ import itertools
 
 import numpy as np
 import pytest
-
 from conftest import make_composite
+
 from layerkit.config import PipelineSettings
-from layerkit.modules.ordering.evidence import OcclusionOrderer
-from layerkit.modules.proposal.saliency import SaliencyProposer
 from layerkit.errors import PromptError
+from layerkit.modules.orderer.evidence import OcclusionOrderer
+from layerkit.modules.proposer.saliency import SaliencyProposer
 from layerkit.ops.compositing import psnr
 from layerkit.pipelines.sequential import MAX_LAYERS, decompose_layers, peel_layers
 from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt, alpha_bbox

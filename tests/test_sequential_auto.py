@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_sequential import OraclePipe, make_scene
 
+from layerkit.errors import PromptError
 from layerkit.evaluation.metrics import soft_iou
 from layerkit.modules.base import Candidate, Detections, MultiLayer, Proposer
-from layerkit.modules.ordering import evidence as O
-from layerkit.modules.proposal.grounded import GroundedProposer, grounded_prompts
-from layerkit.modules.proposal.saliency import find_candidates
+from layerkit.modules.orderer import evidence as O
+from layerkit.modules.proposer.grounded import GroundedProposer, grounded_prompts
+from layerkit.modules.proposer.saliency import find_candidates
 from layerkit.ops import boxes as B
 from layerkit.ops.masks import same_object
 from layerkit.ops.prompts import prompts_equal
 from layerkit.pipelines.sequential import auto_layers, peel_layers
-from layerkit.errors import PromptError
 from layerkit.types import Layer, LayerStack, Prompt
-from test_sequential import OraclePipe, make_scene
 
 
 def test_box_helpers():

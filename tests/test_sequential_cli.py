@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_sequential import OraclePipe, make_scene
 
 from layerkit.cli import main
 from layerkit.cli.layers import objects_from_items, prompts_from_records, read_prompt_file
 from layerkit.errors import PromptError
 from layerkit.types import LayerStack
-from test_sequential import OraclePipe, make_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 

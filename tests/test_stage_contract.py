@@ -5,8 +5,9 @@ included), segmenters embed an image once, and pipeline.seed reaches every stoch
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,7 +110,7 @@ def test_learned_configs_round_trip_through_save_config(tiny: Callable[[str], Pa
 def test_pickled_stage_keeps_its_arguments() -> None:
     import pickle
 
-    from layerkit.modules.segmentation.grabcut import GrabCutSegmenter
+    from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
 
     seg = GrabCutSegmenter(iterations=2)
     assert pickle.loads(pickle.dumps(seg)).config() == seg.config()
@@ -151,7 +152,7 @@ def test_sam_hf_embeds_an_image_once_for_five_objects(tiny: Callable[[str], Path
 
 
 def test_predict_without_set_image_says_so() -> None:
-    from layerkit.modules.segmentation.grabcut import GrabCutSegmenter
+    from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
 
     with pytest.raises(RuntimeError, match="before set_image"):
         GrabCutSegmenter().predict(Prompt(boxes=[[0, 0, 4, 4]]))
@@ -178,7 +179,7 @@ def test_grabcut_draws_from_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     """GrabCut's k-means initialisation draws from OpenCV's RNG, seeded with the stage's seed."""
     import cv2
 
-    from layerkit.modules.segmentation.grabcut import GrabCutSegmenter
+    from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
 
     seeds: list[int] = []
     real = cv2.setRNGSeed

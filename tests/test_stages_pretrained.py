@@ -8,8 +8,8 @@ multimask choice, mask prompts) is checked against exact expected values.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from test_stages_pretrained_factories import build_tiny_sam, tiny_model
 from layerkit.errors import ConfigError, MissingModelError, PromptError
 from layerkit.io.image import to_pil, to_uint8
 from layerkit.modules import hub
-from layerkit.modules.grounding.phrases import to_detections
+from layerkit.modules.grounder.phrases import to_detections
 from layerkit.types import Prompt
 
 
@@ -107,7 +107,7 @@ def test_to_detections_clips_sorts_and_suppresses() -> None:
 def test_grounding_dino_loads_lazily_and_matches_the_library(tiny: Callable[[str], Path]) -> None:
     from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-    from layerkit.modules.grounding.grounding_dino import GroundingDinoGrounder
+    from layerkit.modules.grounder.grounding_dino import GroundingDinoGrounder
 
     d = tiny("grounding_dino")
     img = make_composite()["image"]
@@ -131,7 +131,7 @@ def test_grounding_dino_loads_lazily_and_matches_the_library(tiny: Callable[[str
 def test_owlv2_matches_the_library_with_one_query_per_phrase(tiny: Callable[[str], Path]) -> None:
     from transformers import AutoProcessor, Owlv2ForObjectDetection
 
-    from layerkit.modules.grounding.owlv2 import Owlv2Grounder
+    from layerkit.modules.grounder.owlv2 import Owlv2Grounder
 
     d = tiny("owlv2")
     img = make_composite()["image"]
@@ -190,7 +190,7 @@ def test_pick_best_and_mask_logits_exact() -> None:
 def test_sam_loads_weights_only_checkpoint_and_matches_the_predictor(tiny: Callable[[str], Path], tiny_sam_registry: None) -> None:
     from segment_anything import SamPredictor
 
-    from layerkit.modules.segmentation.sam import SamSegmenter
+    from layerkit.modules.segmenter.sam import SamSegmenter
 
     c = make_composite()
     ckpt = tiny("sam") / "sam_tiny.pth"
@@ -216,7 +216,7 @@ def test_sam_loads_weights_only_checkpoint_and_matches_the_predictor(tiny: Calla
 
 
 def test_sam_errors_are_one_line(tmp_path: Path, tiny_sam_registry: None) -> None:
-    from layerkit.modules.segmentation.sam import SamSegmenter
+    from layerkit.modules.segmenter.sam import SamSegmenter
 
     (msg,) = SamSegmenter(str(tmp_path / "sam_vit_h.pth")).missing_weights()
     assert "segmenter.checkpoint=" in msg and "dl.fbaipublicfiles.com" in msg
@@ -231,7 +231,7 @@ def test_sam_errors_are_one_line(tmp_path: Path, tiny_sam_registry: None) -> Non
 def test_hf_sam_matches_the_library_and_takes_every_prompt(tiny: Callable[[str], Path]) -> None:
     from transformers import SamModel, SamProcessor
 
-    from layerkit.modules.segmentation.sam_hf import HFSamSegmenter
+    from layerkit.modules.segmenter.sam_hf import HFSamSegmenter
 
     c = make_composite()
     d = tiny("sam_hf")

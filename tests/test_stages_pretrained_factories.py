@@ -11,9 +11,10 @@ file check the tokenizers against their sources.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -60,8 +61,13 @@ def bert_tokenizer() -> Any:
 
 # ---------------------------------------------------------------------------------------------- models
 def save_tiny_grounding_dino(d: Path) -> None:
-    from transformers import (GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoImageProcessor,
-                              GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     tok = bert_tokenizer()
     torch.manual_seed(0)

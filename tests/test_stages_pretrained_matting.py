@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from conftest import make_composite
 from test_stages_pretrained_factories import tiny_model
 
 from layerkit.modules.base import Detections
-from layerkit.modules.trimap.morphology import MorphologyTrimapper
-from layerkit.modules.trimap.transparency import TransparencyTrimapper, widen_transparent
+from layerkit.modules.trimapper.morphology import MorphologyTrimapper
+from layerkit.modules.trimapper.transparency import TransparencyTrimapper, widen_transparent
 from layerkit.types import Prompt
 
 
@@ -28,7 +29,7 @@ def _trimap(h: int = 96, w: int = 128) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- ViTMatte glue
 def test_tile_starts_and_ramp_exact() -> None:
-    from layerkit.modules.matting.vitmatte import ramp, tile_starts
+    from layerkit.modules.matter.vitmatte import ramp, tile_starts
 
     assert tile_starts(1000, 512, 64) == [0, 448, 488]
     assert tile_starts(512, 512, 64) == [0]
@@ -40,7 +41,7 @@ def test_tile_starts_and_ramp_exact() -> None:
 
 
 def test_matte_input_layout_exact() -> None:
-    from layerkit.modules.matting.vitmatte import matte_input
+    from layerkit.modules.matter.vitmatte import matte_input
 
     img = np.full((2, 3, 3), [0.25, 0.5, 1.0], np.float32)
     tri = np.array([[0, 0.5, 1], [1, 1, 0]], np.float32)
@@ -54,7 +55,7 @@ def test_matte_input_layout_exact() -> None:
 def test_vitmatte_pads_to_32_and_crops_back(tiny: Callable[[str], Path]) -> None:
     from transformers import VitMatteForImageMatting
 
-    from layerkit.modules.matting.vitmatte import VitMatteMatter, matte_input
+    from layerkit.modules.matter.vitmatte import VitMatteMatter, matte_input
 
     d = tiny("vitmatte")
     c = make_composite(50, 70)
@@ -75,7 +76,7 @@ def test_vitmatte_pads_to_32_and_crops_back(tiny: Callable[[str], Path]) -> None
 
 
 def test_vitmatte_skips_the_model_without_unknown_pixels(tmp_path: Path) -> None:
-    from layerkit.modules.matting.vitmatte import VitMatteMatter
+    from layerkit.modules.matter.vitmatte import VitMatteMatter
 
     matter = VitMatteMatter(str(tmp_path / "absent"))  # would fail to load
     tri = np.zeros((20, 30), np.float32)
@@ -85,7 +86,7 @@ def test_vitmatte_skips_the_model_without_unknown_pixels(tmp_path: Path) -> None
 
 
 def test_vitmatte_roi_and_tiles(tiny: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from layerkit.modules.matting.vitmatte import VitMatteMatter, tile_starts
+    from layerkit.modules.matter.vitmatte import VitMatteMatter, tile_starts
 
     img = np.random.default_rng(0).random((300, 400, 3)).astype(np.float32)
     tri = np.zeros((300, 400), np.float32)
@@ -162,7 +163,7 @@ def test_pipeline_runs_the_transparency_query() -> None:
     from layerkit.pipelines.decompose import Pipeline
 
     c = make_composite()
-    pipe = Pipeline.from_config("classical", {"trimapper.backend": "layerkit.modules.trimap.transparency:TransparencyTrimapper",
+    pipe = Pipeline.from_config("classical", {"trimapper.backend": "layerkit.modules.trimapper.transparency:TransparencyTrimapper",
                                               "trimapper.band": 3})
     pipe.grounder = _LeftHalfGrounder()  # "glass" over the left half of the processed region
     res = pipe(c["image"], Prompt(boxes=[c["box"]]))

@@ -89,7 +89,7 @@ def test_overfit_one_batch() -> None:
     torch.manual_seed(0)
     module = build({"channels": [8, 16]}, {"lr": 3e-3, "warmup_steps": 0})
     g = torch.Generator().manual_seed(0)
-    c = torch.rand(2, 3, 32, 32, generator=g)
+    torch.rand(2, 3, 32, 32, generator=g)  # a draw the data below was made after
     a = (torch.rand(2, 1, 32, 32, generator=g) > 0.5).float() * 0.7
     fg, bg = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     batch = {"image": a * fg + (1 - a) * bg, "alpha": a, "fg": fg, "bg": bg, "fg_hat": fg * 0.5, "bg_hat": bg * 0.5 + 0.2}

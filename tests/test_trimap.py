@@ -7,7 +7,7 @@ import pytest
 
 from layerkit import Pipeline
 from layerkit.errors import ConfigError
-from layerkit.modules.trimap.morphology import MorphologyTrimapper
+from layerkit.modules.trimapper.morphology import MorphologyTrimapper
 
 
 def _disc(h: int = 120, w: int = 120, r: float = 40.0) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 
 from layerkit import Pipeline
 from layerkit.errors import ConfigError
-from layerkit.modules.refinement.wavelet import WaveletRefiner, transfer_high_frequencies
+from layerkit.modules.refiner.wavelet import WaveletRefiner, transfer_high_frequencies
 
 
 def _edge_scene(h: int = 32, w: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -206,7 +206,7 @@ class ClickRefiner:
             whole = new
             new = self._localise(cur, new, seed)
             if self.select and not np.array_equal(whole, new):
-                from layerkit.modules.segmentation.grabcut import colour_separation
+                from layerkit.modules.segmenter.grabcut import colour_separation
 
                 if colour_separation(small, whole) > colour_separation(small, new) + self.select_margin:
                     new = whole

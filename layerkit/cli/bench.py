@@ -39,7 +39,8 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     """Options shared by ``eval`` and ``bench``: prompt kind and file, limit, output."""
     from layerkit.evaluation.composites import PROMPT_KINDS
 
-    p.add_argument("--prompt", choices=PROMPT_KINDS, default="box", help="prompt given to the pipeline per sample (gt-mask: the GT mask, α > 0.5, as a mask prompt)")
+    p.add_argument("--prompt", choices=PROMPT_KINDS, default="box",
+                   help="prompt given to the pipeline per sample (gt-mask: the GT mask, α > 0.5, as a mask prompt)")
     p.add_argument("--box-from", default="box.json", metavar="FILE", help="per-sample JSON holding box_xyxy and point_xy")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N samples")
     add_report_output_args(p)

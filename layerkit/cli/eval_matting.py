@@ -37,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from layerkit.errors import DataError
     from layerkit.evaluation import matting as MT
     from layerkit.evaluation.report import Run, render_html, report_plots
-    from layerkit.evaluation.runner import (EtaProgress, dump_json, environment, markdown_table, summarise,
-                                            write_outputs)
+    from layerkit.evaluation.runner import EtaProgress, dump_json, environment, markdown_table, summarise, write_outputs
     from layerkit.io.atomic import check_output
 
     check_output(args.output, args.overwrite)

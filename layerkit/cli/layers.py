@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from layerkit.cli import common
-from layerkit.progress import ItemBar
 from layerkit.cli.common import MULTILAYER_CONFIG, HelpFormatter, InOrder, Progress, add_pipeline_args, parse_numbers
 from layerkit.errors import PromptError
+from layerkit.progress import ItemBar
 
 EXAMPLES = """examples:
   layerkit layers photo.jpg --box 10,20,200,300 --box 220,40,400,380 -o stack.psd

@@ -7,12 +7,12 @@ composed by :func:`layerkit.config.compose` inside ``Pipeline.from_config``.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from layerkit.evaluation.composites import METRIC_KEYS, METRICS, TABLE_COLUMNS, CompositeSample, evaluate_composites, table_rows
 from layerkit.evaluation.report import Run, render_html, report_plots
-from layerkit.evaluation.runner import (EtaProgress, dump_json, environment, markdown_table, mean_timings, peak_rss_mb,
-                                        summarise)
+from layerkit.evaluation.runner import EtaProgress, dump_json, environment, markdown_table, mean_timings, peak_rss_mb, summarise
 
 
 def run_config(pipe: Any, name: str, samples: Sequence[CompositeSample], prompt: str = "box", visuals: bool = False,

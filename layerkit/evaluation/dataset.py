@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from layerkit.ops.compositing import resize_rgba
 from layerkit.errors import DataError
 from layerkit.io.atomic import atomic_path
 from layerkit.io.image import to_uint8
+from layerkit.ops.compositing import resize_rgba
 from layerkit.types import Layer, LayerStack, Prompt
 
 PAD = 3          # transparent pixels added around an object before resampling

@@ -9,8 +9,9 @@ pipeline stage, then per run its per-sample table and a gallery, worst samples f
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from layerkit.evaluation.runner import fmt
 from layerkit.evaluation.visuals import data_uri, distribution_plot, timing_plot

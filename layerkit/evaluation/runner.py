@@ -13,13 +13,14 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+from typing import Any
 
 import numpy as np
 
-from layerkit.progress import ItemBar
 from layerkit.io.atomic import atomic_path
+from layerkit.progress import ItemBar
 
 
 def peak_rss_mb() -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image

@@ -23,7 +23,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 #: Smallest accepted side in pixels: below it there is nothing to decompose.
 MIN_SIDE = 8
 
-ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image]  # noqa: UP007 - a runtime alias, also on 3.10
 
 
 def load_image(source: ImageLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:

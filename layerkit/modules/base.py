@@ -57,7 +57,7 @@ class Stage:
 
     role: ClassVar[str] = ""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Stage":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Stage:
         self = super().__new__(cls)
         try:  # unpickling and copying call __new__ without arguments: the state comes back with __dict__
             bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
@@ -103,7 +103,7 @@ class Stage:
                                   "YAML config cannot hold; pass a path or a plain value instead") from None
         return out
 
-    def to(self, device: str) -> "Stage":
+    def to(self, device: str) -> Stage:
         """Move to ``device``; weight-free stages have nothing to move."""
         return self
 

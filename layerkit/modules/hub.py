@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from layerkit.modules.base import Stage
 from layerkit.errors import MissingModelError
+from layerkit.modules.base import Stage
 
 if TYPE_CHECKING:
     import torch
@@ -221,7 +221,7 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16"
            "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
-def resolve_dtype(dtype: str, device: str) -> "torch.dtype":
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """Torch dtype for a stage's weights.
 
     Args:
@@ -276,10 +276,10 @@ class PretrainedStage(Stage, abc.ABC):
         return missing_model(self.model, self.key, self.marker)
 
     @property
-    def torch_dtype(self) -> "torch.dtype":
+    def torch_dtype(self) -> torch.dtype:
         return resolve_dtype(self.dtype, self.device)
 
-    def to(self, device: str) -> "PretrainedStage":
+    def to(self, device: str) -> PretrainedStage:
         """Run on ``device`` (``"auto"`` allowed); moves the model if it is already loaded.
 
         Raises:
@@ -313,10 +313,10 @@ class PretrainedStage(Stage, abc.ABC):
         return pretrained_source(self.model, self.key, self.marker)
 
     @abc.abstractmethod
-    def _load(self, source: str, kwargs: dict[str, Any], dtype: "torch.dtype") -> Any:
+    def _load(self, source: str, kwargs: dict[str, Any], dtype: torch.dtype) -> Any:
         """Build and load the model from ``source`` (a folder or hub id) with ``from_pretrained`` ``kwargs``."""
 
-    def _place(self, obj: Any, dtype: "torch.dtype") -> None:
+    def _place(self, obj: Any, dtype: torch.dtype) -> None:
         """Move the loaded object to :attr:`device` and ``dtype`` (every ``nn.Module`` value of a dict)."""
         import torch
 

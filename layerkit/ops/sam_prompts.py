@@ -12,8 +12,8 @@ Pure numpy (OpenCV for resizing): stages import it, it imports no stage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from layerkit.config import PipelineSettings, build_stages, dump_config, load_config, parse_override
-from layerkit.modules.base import Segmenter, Stage, Trimapper
 from layerkit.errors import PromptError
 from layerkit.io.image import ImageLike, load_image
+from layerkit.modules.base import Segmenter, Stage, Trimapper
 from layerkit.ops.boxes import select_box
 from layerkit.ops.compositing import solve_layers
 from layerkit.ops.roi import crop, expand_box, paste, scale_to_side
@@ -82,7 +83,7 @@ class Pipeline:
     @classmethod
     def from_config(cls, name_or_path: str | os.PathLike = "classical",
                     overrides: Mapping[str, Any] | Sequence[str] | None = None, *, check_weights: bool = True,
-                    **kw_overrides: Any) -> "Pipeline":
+                    **kw_overrides: Any) -> Pipeline:
         """Build a pipeline from a shipped config name or a YAML path.
 
         Args:
@@ -155,7 +156,7 @@ class Pipeline:
         """Write :meth:`config` as YAML; ``Pipeline.from_config(path)`` rebuilds the pipeline."""
         dump_config(self.config(), path)
 
-    def to(self, device: str) -> "Pipeline":
+    def to(self, device: str) -> Pipeline:
         """Move every stage that has ``.to`` (learned stages) to ``device`` ("auto" picks CUDA if present)."""
         if device == "auto":
             import importlib.util

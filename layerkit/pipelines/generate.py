@@ -19,17 +19,18 @@ a known background) and ``mode="bg"`` (a new background around a known RGBA obje
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from layerkit.errors import ConfigError
-from layerkit.modules.grounding.phrases import foreground_phrase
+from layerkit.modules.grounder.phrases import foreground_phrase
 from layerkit.types import DecompositionResult, LayerStack, Prompt
 
 if TYPE_CHECKING:
     from layerkit.pipelines.decompose import Pipeline
 
 
-def generate_layers(pipe: "Pipeline", text: str, foreground: str | Sequence[int] | None = None, seed: int | None = None,
+def generate_layers(pipe: Pipeline, text: str, foreground: str | Sequence[int] | None = None, seed: int | None = None,
                     height: int = 1024, width: int = 1024, mode: str = "all", **kw: Any) -> LayerStack:
     """Generate an image from ``text`` and split it into background + foreground layers.
 
@@ -38,7 +39,7 @@ def generate_layers(pipe: "Pipeline", text: str, foreground: str | Sequence[int]
         text: the prompt ``T`` ("A bird flying at sunset over the mountains").
         foreground: the foreground phrase ``T_F`` ("A bird flying"), its word indices ``I_F`` into
             ``text`` (``[0, 1, 2]``), or None for the words before the first preposition
-            (see :func:`~layerkit.modules.grounding.phrases.default_foreground`).
+            (see :func:`~layerkit.modules.grounder.phrases.default_foreground`).
         seed: sampling seed; None uses ``pipe.settings.seed``.
         height: image height in pixels (a multiple of 8).
         width: image width in pixels (a multiple of 8).
@@ -65,8 +66,8 @@ def generate_layers(pipe: "Pipeline", text: str, foreground: str | Sequence[int]
     return generate_result(pipe, text, foreground, seed=seed, height=height, width=width, mode=mode, **kw).layers
 
 
-def generate_result(pipe: "Pipeline", text: str, foreground: str | Sequence[int] | None = None, seed: int | None = None,
-                    height: int = 1024, width: int = 1024, mode: str = "all", **kw: Any) -> "DecompositionResult":
+def generate_result(pipe: Pipeline, text: str, foreground: str | Sequence[int] | None = None, seed: int | None = None,
+                    height: int = 1024, width: int = 1024, mode: str = "all", **kw: Any) -> DecompositionResult:
     """Like :func:`generate_layers` but returns the whole :class:`~layerkit.types.DecompositionResult`.
 
     Its ``image`` is the generated composite ``C_i``, ``alpha``/``mask``/``trimap`` the

@@ -5,7 +5,7 @@
   object from the repainted picture with the box as prompt, and the layer's alpha and colour
   are solved against the **known background**, which therefore stays pixel-exact; where the
   picture differs from the background beyond the object (the shadow the model painted), the
-  smallest alpha that explains it joins the layer (:mod:`layerkit.modules.generation.layer_solve`).
+  smallest alpha that explains it joins the layer (:mod:`layerkit.modules.generator.layer_solve`).
 * ``mode="bg"``: an RGBA foreground + text → the generator paints everything the foreground
   does not cover, then (a second pass) the part it hides, so the background is complete; the
   foreground layer is the given RGBA, pixel-exact.
@@ -23,7 +23,7 @@ import numpy as np
 
 from layerkit.errors import ConfigError, PromptError
 from layerkit.io.image import ImageLike, load_image
-from layerkit.modules.generation.layer_solve import crop_to, layer_over_known_background, pad_to_multiple
+from layerkit.modules.generator.layer_solve import crop_to, layer_over_known_background, pad_to_multiple
 from layerkit.ops.roi import expand_box
 from layerkit.types import DecompositionResult, Layer, LayerStack, Prompt
 

@@ -11,7 +11,7 @@ the pixels where ``α`` is below 0.001. An object peeled from a completed backgr
 (hidden) part that the background completion painted in.
 
 Front-to-back order: given by the caller, or found by the pipeline's ``orderer`` stage on the
-input image (default :class:`~layerkit.modules.ordering.evidence.OcclusionOrderer`). That first
+input image (default :class:`~layerkit.modules.orderer.evidence.OcclusionOrderer`). That first
 pass is not wasted: a result whose region was not changed by an earlier peel is reused instead of
 recomputed.
 
@@ -26,8 +26,9 @@ pipeline's) or :mod:`layerkit.ops` functions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

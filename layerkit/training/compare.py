@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,7 +78,7 @@ def compare(root: str | Path, refiners: dict[str, Refiner], cache: str | Path | 
     Returns:
         ``{"per_sample": {sample: {refiner: metrics}}, "mean": {refiner: metrics}}``.
     """
-    from layerkit.modules.decomposition.classical import ClassicalDecomposer
+    from layerkit.modules.decomposer.classical import ClassicalDecomposer
 
     root = Path(root)
     names = list(samples) if samples else sorted(p.name for p in root.iterdir() if (p / "composite.png").is_file())
@@ -129,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-o", "--output", default=None, help="write the JSON report here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from layerkit.modules.refinement.hfa import HFARefiner
-    from layerkit.modules.refinement.wavelet import WaveletRefiner
+    from layerkit.modules.refiner.hfa import HFARefiner
+    from layerkit.modules.refiner.wavelet import WaveletRefiner
 
     refiners: dict[str, Refiner] = {"none": lambda c, a, f, b: (f, b),
                                     "wavelet": WaveletRefiner()}

@@ -14,10 +14,10 @@ arguments), plus a few run-wide keys (:class:`TrainConfig`)::
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from layerkit.errors import ConfigError
 

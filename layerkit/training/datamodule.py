@@ -12,8 +12,9 @@ A batch is a dict of float32 tensors, ``B×C×S×S`` in ``[0, 1]``: ``image`` (C
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np

@@ -26,7 +26,7 @@ class FBDDModule(TrainModule):
     """FBDD training.
 
     Args:
-        model: an :class:`~layerkit.modules.decomposition.fbdd_nets.FBDDModel`.
+        model: an :class:`~layerkit.modules.decomposer.fbdd_nets.FBDDModel`.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up steps.
@@ -72,7 +72,7 @@ class FBDDModule(TrainModule):
         self.log_dict({f"val/{k}": v for k, v in self.losses(batch, model, gen).items()}, batch_size=n)
         if batch_idx != 0 or self.hparams.sample_images <= 0:
             return
-        from layerkit.modules.decomposition.fbdd import FBDDDecomposer
+        from layerkit.modules.decomposer.fbdd import FBDDDecomposer
 
         sampler = FBDDDecomposer(scheduler=self.hparams.sample_scheduler, steps=self.hparams.sample_steps)
         k = min(n, int(self.hparams.sample_images))
@@ -103,7 +103,7 @@ def build(model: dict[str, Any], optim: dict[str, Any]) -> FBDDModule:
     overrides), ``null_tokens``, and the module's ``sample_steps``, ``sample_scheduler``, ``sample_images``.
     """
     from layerkit.errors import ConfigError
-    from layerkit.modules.decomposition.fbdd_nets import FBDDModel
+    from layerkit.modules.decomposer.fbdd_nets import FBDDModel
     from layerkit.training.config import check_keys
 
     m = dict(model)

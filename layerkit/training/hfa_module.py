@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from layerkit.modules.refinement.hfa_nets import AlignmentNet, copy_visible, save_checkpoint
+from layerkit.modules.refiner.hfa_nets import AlignmentNet, copy_visible, save_checkpoint
 from layerkit.training.base import TrainModule
 from layerkit.training.losses import ban_loss, band_sharpness, bg_psnr_occluded, fg_l1_weighted, masked_mse
 

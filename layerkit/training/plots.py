@@ -14,8 +14,8 @@ import argparse
 import csv
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def fbdd_samples(model: str, fg_files: Sequence[str], bg_files: Sequence[str], o
     import torch
     from PIL import Image
 
-    from layerkit.modules.decomposition.fbdd import FBDDDecomposer
+    from layerkit.modules.decomposer.fbdd import FBDDDecomposer
     from layerkit.training.callbacks import image_grid
     from layerkit.training.synth import SynthParams, make_sample
 

@@ -10,7 +10,7 @@ it, its mask, and the label from the file name (``white_cow_01.png`` → ``"whit
 
 **Prompt dropout** (:func:`drop_prompts`): each kind is kept with probability ``keep``, at least
 one always, so every kind and combination is seen. The kept ones are drawn on the canvas
-(:func:`~layerkit.modules.decomposition.reflayer_nets.draw_canvas`); the text goes to the text
+(:func:`~layerkit.modules.decomposer.reflayer_nets.draw_canvas`); the text goes to the text
 encoder (empty when dropped).
 
 ``layerkit make-dataset --task reflayer`` writes triplets with every prompt kind
@@ -120,7 +120,7 @@ def to_tensors(t: dict[str, Any], label: str, kept: set[str]) -> dict[str, Any]:
     """A training sample: ``image``, ``layer``, ``canvas`` ``3×S×S``, ``alpha``, ``visible`` ``1×S×S``, ``text``."""
     import torch
 
-    from layerkit.modules.decomposition.reflayer_nets import draw_canvas
+    from layerkit.modules.decomposer.reflayer_nets import draw_canvas
 
     size = t["image"].shape[:2]
     canvas = draw_canvas(size, np.array([t["point"]]) if "point" in kept else None, None,

@@ -173,7 +173,7 @@ class RefLayerModule(TrainModule):
     """RefLayer training (module docstring).
 
     Args:
-        model: a :class:`~layerkit.modules.decomposition.reflayer_nets.RefLayerModel`.
+        model: a :class:`~layerkit.modules.decomposer.reflayer_nets.RefLayerModel`.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup_steps: linear warm-up steps.
@@ -230,7 +230,7 @@ class RefLayerModule(TrainModule):
         k = min(n, int(self.hparams.sample_images))
         if k <= 0:
             return
-        from layerkit.modules.decomposition.reflayer import RefLayerDecomposer
+        from layerkit.modules.decomposer.reflayer import RefLayerDecomposer
 
         sampler = RefLayerDecomposer(steps=int(self.hparams.sample_steps), seed=batch_idx)
         rgb, a = sampler.sample(model, batch["image"][:k], batch["canvas"][:k], list(batch["text"][:k]))
@@ -267,7 +267,7 @@ def build(model: dict[str, Any], optim: dict[str, Any]) -> RefLayerModule:
         ConfigError: a missing or unreadable model part (naming its key), an unknown key.
     """
     from layerkit.errors import ConfigError
-    from layerkit.modules.decomposition.reflayer_nets import RefLayerModel
+    from layerkit.modules.decomposer.reflayer_nets import RefLayerModel
     from layerkit.modules.hub import pretrained_source
     from layerkit.training.config import check_keys
 

@@ -20,8 +20,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from layerkit.progress import is_quiet
 from layerkit.errors import ConfigError
+from layerkit.progress import is_quiet
 from layerkit.training.config import TASKS
 
 

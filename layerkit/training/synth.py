@@ -145,7 +145,7 @@ def make_sample(fg: np.ndarray, bg: np.ndarray, rng: np.random.Generator, p: Syn
         F = fill_colors(F, alpha)
     out = {"image": C, "alpha": alpha, "fg": F, "bg": B}
     if p.hat == "classical":
-        from layerkit.modules.decomposition.classical import ClassicalDecomposer
+        from layerkit.modules.decomposer.classical import ClassicalDecomposer
 
         out["fg_hat"], out["bg_hat"] = ClassicalDecomposer(**({"inpaint_method": p.hat_inpaint} if p.hat_inpaint else {}))(C, alpha)
     elif p.hat == "degrade":

@@ -18,7 +18,7 @@ was at those pixels, and is unchanged everywhere else.
 2. **Colour** (:func:`fill_from_source`): the new hidden pixels are filled from the layer's own
    fully visible pixels only (``α_k > 0.9`` and ``C_k < 0.01``), never from the occluder or the
    background: ``fill="exemplar"`` runs coarse-to-fine PatchMatch (the kernels of
-   :mod:`layerkit.modules.inpainting.patchmatch`) whose source patches must lie wholly inside
+   :mod:`layerkit.ops.inpainting.patchmatch`) whose source patches must lie wholly inside
    those pixels, started from the harmonic (membrane) fill; ``fill="harmonic"`` keeps the
    smooth membrane fill; ``fill="texture"`` is the membrane fill plus the exemplar fill's
    high-pass detail.
@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 
 from layerkit.modules.base import Completer
-from layerkit.modules.inpainting.patchmatch import _search, _upsample_field, _vote
-from layerkit.modules.inpainting.smooth import inpaint_harmonic
+from layerkit.ops.inpainting.patchmatch import _search, _upsample_field, _vote
+from layerkit.ops.inpainting.smooth import inpaint_harmonic
 from layerkit.types import Layer, LayerStack
 
 FILLS = ("exemplar", "harmonic", "texture")

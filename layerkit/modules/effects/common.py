@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from layerkit.modules.inpainting.smooth import inpaint_harmonic
+from layerkit.ops.inpainting.smooth import inpaint_harmonic
 
 
 @dataclass

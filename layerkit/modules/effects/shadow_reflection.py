@@ -31,7 +31,6 @@ variation below the object. ``B̂ = (C − A·F)/(1 − A)`` keeps the surface's
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from layerkit.progress import diffusers_bar_config
 from layerkit.modules.base import MultiLayer
 from layerkit.ops.compositing import resize_rgba
+from layerkit.progress import diffusers_bar_config
 from layerkit.types import Layer, LayerStack
 
 HUB_ID = "Qwen/Qwen-Image-Layered"
@@ -173,7 +173,7 @@ class QwenLayeredDecomposer(MultiLayer):
         return [f"model {self.model!r} is not in the local cache; download it where the hub is reachable "
                 f"(huggingface-cli download {self.model} --local-dir DIR) and pass that DIR"]
 
-    def to(self, device: str) -> "QwenLayeredDecomposer":
+    def to(self, device: str) -> QwenLayeredDecomposer:
         self.device = device
         if self._pipe is not None:
             self._pipe.to(device)

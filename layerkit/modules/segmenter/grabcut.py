@@ -1,0 +1,402 @@
+"""GrabCut segmentation (OpenCV) from boxes, points and masks; no weights.
+
+Prompts become GrabCut's four labels: outside every box is sure background, inside is
+"probably foreground"; a positive point paints a sure-foreground disk, a negative point a
+sure-background disk; a mask prompt is used as the object (optionally refined). With points
+only, the image frame is sure background, a disk around each positive point probable
+foreground, and only the mask's parts connected to a positive point are kept; with a box, points
+are corrections and every part inside the box stays. Segmentation runs at ``max_side`` at most and the mask is upsampled.
+
+Plain GrabCut starts its foreground colour model from the whole box, so background inside the
+box that is rare outside it (a brick wall behind a toilet) is learnt as foreground and kept.
+With box prompts this segmenter therefore runs several *initialisations* (``inits``) and keeps
+the result whose foreground colours differ most from the ring of background around it:
+
+* ``box`` — classic GrabCut: the whole box is probable foreground;
+* ``histogram`` — box pixels whose colour is more frequent outside the box than inside start
+  as probable background;
+* ``center`` — box pixels outside a centred ellipse (``center_radius`` of the half-sides) start
+  as probable background (objects are centred in their boxes);
+* ``core`` — the same with the smaller ``core_radius``: it frees a background band that crosses
+  the whole box (water behind a flying heron), which the two above keep as foreground.
+* ``frame`` — ``center`` anchored at box sides on the image frame (run only when a box reaches
+  it; ``frame_anchor``, the shipped setting, anchors ``center`` / ``core`` themselves: :mod:`.grabcut_parts`).
+
+After the vote, large parts that another hypothesis keeps and the chosen one drops are restored
+when their colours are foreign to the known background (``restore_parts``, see
+:func:`~layerkit.modules.segmenter.grabcut_parts.restore_dropped_parts`): on 12 real photos
+(box prompts) the two take α SAD from 27.6 to 17.6; composites unchanged (docs/benchmarks.md).
+
+On the 30 dev composites this lowers the mask error (pixels differing from GT α > 0.5, /1000)
+from 10.2 (``box``) to 6.9 (``histogram`` + ``center``); see docs/benchmarks.md. The
+initialisations are independent GrabCut runs, so they run in ``threads`` threads (OpenCV
+releases the GIL). If every initialisation loses the object (GrabCut's colour models can
+collapse on low-contrast objects), plain ``box`` GrabCut runs, and if that also comes back
+empty the prompt's own region is returned, so a valid prompt always yields a mask. Finally,
+enclosed holes whose colours the known background lacks are filled (``fill_holes``, see
+:func:`fill_foreign_holes`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layerkit.modules.base import Segmenter
+from layerkit.modules.segmenter.grabcut_parts import centred_ellipse, restore_dropped_parts, touches_frame
+from layerkit.ops.colour import colour_index, region_histogram
+from layerkit.types import Prompt
+
+__all__ = ["GrabCutSegmenter", "INITS", "background_separation", "centred_ellipse", "colour_separation",
+           "fill_foreign_holes", "keep_pointed_components", "outside_ratio", "restore_dropped_parts", "touches_frame"]
+
+
+class GrabCutSegmenter(Segmenter):
+    """Image + prompt → binary mask.
+
+    Args:
+        iterations: GrabCut iterations.
+        max_side: long side the image is downscaled to before segmentation.
+        point_radius: radius of the sure-foreground disk around a positive point, as a
+            fraction of the image's shorter side (at least 2 px).
+        point_region: radius of the "probably foreground" disk around positive points when
+            no box is given, as a fraction of the shorter side.
+        box_margin: pixels added around each box before it is used (tight boxes clip objects).
+        refine_mask: refine a mask prompt with GrabCut instead of using it as given.
+        inits: initialisations tried with box prompts (``box``, ``histogram``, ``center``,
+            ``core``); the one with the best foreground/background colour separation wins (see ``_best_of``).
+        center_radius: relative radius of the ``center`` ellipse.
+        core_radius: relative radius of the ``core`` ellipse.
+        threads: initialisations run at once (1 = one after the other).
+        fill_holes: enclosed holes whose colours differ from the known background by more than
+            this (``1 −`` histogram intersection, see :func:`fill_foreign_holes`) are filled;
+            0 fills every small hole, 1 none.
+        max_hole: holes larger than this fraction of the mask are never filled.
+        min_cover: an initialisation whose mask covers less of the prompt region than this
+            fraction has lost the object (a speck separates perfectly from its ring) and is
+            not chosen while another covers more.
+        background_weight: weight of the separation from the *known* background (the sure
+            background outside the boxes) in the selection score, beside the separation from
+            the mask's own ring (see ``_best_of``); 0 scores by the ring alone.
+        restore_parts: a part that another initialisation keeps and the chosen mask drops is
+            added back when it touches the chosen mask, covers at least ``min_part`` of it and its
+            colours differ from the known background by more than this (``1 −`` histogram
+            intersection, see :func:`restore_dropped_parts`); 1 restores nothing.
+        min_part: the smallest part restored, as a fraction of the chosen mask's area.
+        restore_tolerance: a part is restored only if the mask with it separates from its ring
+            (:func:`colour_separation`) at most this much worse than without it.
+        frame_anchor: anchor the ``center`` and ``core`` ellipses at the box sides that lie on
+            the image frame (see :func:`centred_ellipse`) instead of centring them in the box.
+        point_max_side: working long side for prompts of points only (None: ``max_side``).
+            From a click GrabCut at 370 px stops at the part under it more often than at 640 px
+            (real photos: mask IoU 0.63 → 0.70), but dev30 point prompts lose (SAD 9.54 → 11.91),
+            so the shipped config leaves it off (docs/benchmarks.md).
+
+    GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
+    pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
+    """
+
+    def __init__(self, iterations: int = 5, max_side: int = 640, point_radius: float = 0.01, point_region: float = 0.25,
+                 box_margin: int = 2, refine_mask: bool = False, inits: tuple[str, ...] = ("histogram", "center", "core"),
+                 center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
+                 max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
+                 restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
+                 frame_anchor: bool = False, point_max_side: int | None = None) -> None:
+        unknown = set(inits) - set(INITS)
+        if unknown or not inits:
+            raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
+        self.inits = tuple(inits)
+        if threads < 1:
+            raise ValueError(f"segmenter.threads must be >= 1, got {threads}")
+        if not 0.0 <= fill_holes <= 1.0 or not 0.0 <= max_hole <= 1.0:
+            raise ValueError(f"segmenter.fill_holes and segmenter.max_hole must be in [0, 1]; got {fill_holes}, {max_hole}")
+        if not 0.0 <= min_cover < 1.0:
+            raise ValueError(f"segmenter.min_cover must be in [0, 1), got {min_cover}")
+        if background_weight < 0.0:
+            raise ValueError(f"segmenter.background_weight must be >= 0, got {background_weight}")
+        self.background_weight = background_weight
+        if not 0.0 <= restore_parts <= 1.0 or not 0.0 < min_part <= 1.0:
+            raise ValueError(f"segmenter.restore_parts must be in [0, 1] and segmenter.min_part in (0, 1]; "
+                             f"got {restore_parts}, {min_part}")
+        self.restore_parts = restore_parts
+        self.min_part = min_part
+        self.restore_tolerance = restore_tolerance
+        self.frame_anchor = frame_anchor
+        self.point_max_side = point_max_side
+        self.fill_holes = fill_holes
+        self.max_hole = max_hole
+        self.min_cover = min_cover
+        self.center_radius = center_radius
+        self.core_radius = core_radius
+        self.threads = threads
+        self.iterations = iterations
+        self.max_side = max_side
+        self.point_radius = point_radius
+        self.point_region = point_region
+        self.box_margin = box_margin
+        self.refine_mask = refine_mask
+
+    def predict(self, prompt: Prompt) -> np.ndarray:
+        """Segment the object in the image of :meth:`set_image` (``H×W×3`` float in ``[0, 1]``).
+
+        Args:
+            prompt: spatial prompt in this image's pixel coordinates.
+
+        Returns:
+            ``H×W`` bool mask.
+        """
+        import cv2
+
+        image = self.image
+        h, w = image.shape[:2]
+        if prompt.mask is not None and not self.refine_mask and prompt.points is None and prompt.boxes is None:
+            return np.asarray(prompt.mask, bool)
+        only_points = prompt.points is not None and prompt.boxes is None and prompt.mask is None
+        side = self.point_max_side if only_points and self.point_max_side else self.max_side
+        k = min(1.0, side / max(h, w))
+        sw, sh = max(1, round(w * k)), max(1, round(h * k))
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if k < 1 else image
+        img8 = np.ascontiguousarray(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
+        labels = self.initial_labels(prompt, (sh, sw), k)
+        if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
+            labels[[0, -1], :] = cv2.GC_BGD
+            labels[:, [0, -1]] = cv2.GC_BGD
+        inits = self.inits if prompt.boxes is not None else ("box",)
+        boxes = prompt.boxes * k if prompt.boxes is not None else None
+        mask = self._best_of(img8, small, labels, inits, boxes)
+        if self.fill_holes < 1.0 and mask.any():
+            mask = fill_foreign_holes(small, mask, labels == cv2.GC_BGD, self.fill_holes, self.max_hole)
+        if not mask.any() and inits != ("box",):
+            mask = self._grabcut(img8, labels)
+        if not mask.any():  # GrabCut lost the object: fall back on the prompt's own region
+            mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+        if prompt.points is not None and prompt.boxes is None:  # with a box, points are corrections, not the object
+            mask = keep_pointed_components(mask, prompt.points * k, prompt.labels)  # type: ignore[arg-type]
+        if not mask.any():
+            return np.zeros((h, w), bool)
+        if k < 1:
+            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return mask
+
+    def _best_of(self, img8: np.ndarray, small: np.ndarray, labels: np.ndarray, inits: tuple[str, ...],
+                 boxes: np.ndarray | None) -> np.ndarray:
+        """Run GrabCut from each initialisation; keep the mask with the best colour separation.
+
+        The score is the separation from the ring around the mask (:func:`colour_separation`)
+        plus ``background_weight`` × the separation from the known background, the
+        sure-background pixels outside the boxes (:func:`background_separation`). The second
+        term asks the kept colours to be unlike the background the prompt vouches for; it was
+        in the default until a held-out set showed it choosing worse (docs/benchmarks.md:
+        120 composites, seed 1, α SAD 6.55 with it, 5.92 without; dev30 unchanged).
+        """
+        import cv2
+
+        known_bg = labels == cv2.GC_BGD
+        if boxes is not None and "frame" in inits and len(inits) > 1 and \
+                not any(touches_frame(b, labels.shape) for b in boxes):
+            inits = tuple(i for i in inits if i != "frame")  # the same ellipse as "center": not run twice
+
+        def run(init: str) -> tuple[np.ndarray, float]:
+            mask = self._grabcut(img8, self.initialise(labels, init, small, boxes))
+            if len(inits) == 1:
+                return mask, 0.0
+            score = colour_separation(small, mask)
+            if self.background_weight:
+                score += self.background_weight * background_separation(small, mask, known_bg)
+            return mask, score
+
+        if self.threads > 1 and len(inits) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.threads, len(inits))) as pool:
+                results = list(pool.map(run, inits))
+        else:
+            results = [run(init) for init in inits]
+        scores = [score for _, score in results]
+        region = max(int(((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).sum()), 1)
+        covers = [mask.sum() / region for mask, _ in results]
+        if max(covers) >= self.min_cover:  # a speck is not the boxed object
+            scores = [sc if cv >= self.min_cover else -np.inf for sc, cv in zip(scores, covers)]
+        best = int(np.argmax(scores))
+        chosen = results[best][0]
+        if self.restore_parts < 1.0 and len(results) > 1 and chosen.any():
+            others = [m for i, (m, _) in enumerate(results) if i != best and covers[i] >= self.min_cover]
+            chosen = restore_dropped_parts(small, chosen, others, known_bg, self.restore_parts, self.min_part,
+                                           self.restore_tolerance)
+        return chosen
+
+    def _grabcut(self, img8: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        import cv2
+
+        labels = labels.copy()
+        if not ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).any():
+            return np.zeros(labels.shape, bool)
+        cv2.setRNGSeed(self.seed)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(img8, labels, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:  # degenerate colour models (flat image): keep the initial labels
+            pass
+        return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+    def initialise(self, labels: np.ndarray, init: str, image: np.ndarray, boxes: np.ndarray | None) -> np.ndarray:
+        """Apply an initialisation (see the module docstring) to a prompt label map.
+
+        Only "probably foreground" pixels inside the boxes change; sure labels from points and
+        masks are kept.
+        """
+        import cv2
+
+        out = labels.copy()
+        if init == "box" or boxes is None:
+            return out
+        probable = out == cv2.GC_PR_FGD
+        if init == "histogram":
+            outside = (out == cv2.GC_BGD) | (out == cv2.GC_PR_BGD)
+            if outside.any():
+                out[probable & (outside_ratio(image, ~outside) > 1.0)] = cv2.GC_PR_BGD
+        elif init in ("center", "core", "frame"):
+            radius = self.core_radius if init == "core" else self.center_radius
+            h, w = out.shape
+            yy, xx = np.mgrid[:h, :w].astype(np.float32)
+            inside = np.zeros((h, w), bool)
+            for box in boxes:
+                inside |= centred_ellipse(box, (h, w), radius, xx, yy, anchor=init == "frame" or self.frame_anchor)
+            out[probable & ~inside] = cv2.GC_PR_BGD
+        if not ((out == cv2.GC_FGD) | (out == cv2.GC_PR_FGD)).any():
+            return labels.copy()
+        return out
+
+    def initial_labels(self, prompt: Prompt, size: tuple[int, int], k: float) -> np.ndarray:
+        """GrabCut label map (``GC_BGD/FGD/PR_BGD/PR_FGD``) at the working size ``(h, w)``."""
+        import cv2
+
+        h, w = size
+        short = min(h, w)
+        if prompt.boxes is not None:
+            labels = np.full((h, w), cv2.GC_BGD, np.uint8)
+            m = self.box_margin
+            for x0, y0, x1, y1 in prompt.boxes * k:
+                ys = slice(max(0, int(y0) - m), min(h, int(np.ceil(y1)) + m))
+                labels[ys, max(0, int(x0) - m):min(w, int(np.ceil(x1)) + m)] = cv2.GC_PR_FGD
+        else:
+            labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+            labels[[0, -1], :] = cv2.GC_BGD
+            labels[:, [0, -1]] = cv2.GC_BGD
+        if prompt.mask is not None:
+            msk = cv2.resize(prompt.mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            labels[msk] = cv2.GC_PR_FGD
+            core = cv2.erode(msk.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2).astype(bool)
+            labels[core] = cv2.GC_FGD
+            if prompt.boxes is None:
+                far = ~cv2.dilate(msk.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=max(2, short // 40)).astype(bool)
+                labels[far] = cv2.GC_BGD
+        if prompt.points is not None:
+            r = max(2, int(round(self.point_radius * short)))
+            region = max(r + 1, int(round(self.point_region * short)))
+            pts = np.round(prompt.points * k).astype(int)
+            if prompt.boxes is None and prompt.mask is None:
+                for (x, y), lab in zip(pts, prompt.labels):  # type: ignore[arg-type]
+                    if lab == 1:
+                        cv2.circle(labels, (int(x), int(y)), region, int(cv2.GC_PR_FGD), -1)
+            for (x, y), lab in zip(pts, prompt.labels):  # type: ignore[arg-type]
+                cv2.circle(labels, (int(x), int(y)), r, int(cv2.GC_FGD if lab == 1 else cv2.GC_BGD), -1)
+        return labels
+
+
+INITS = ("box", "histogram", "center", "core", "frame")
+
+
+def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: float = 1.0) -> np.ndarray:
+    """Per pixel: frequency of its colour outside ``inside`` over its frequency inside.
+
+    Colour histograms (``bins``³, Gaussian-smoothed by ``sigma`` bins) of the two regions,
+    each normalised by its area.
+
+    Returns:
+        ``H×W`` float ratio (> 1: the colour is more typical of the outside).
+    """
+    idx = colour_index(image, bins)
+    h_in = region_histogram(idx, inside, bins, sigma)
+    h_out = region_histogram(idx, ~inside, bins, sigma)
+    return (h_out / (h_in + 1e-9))[idx]
+
+
+def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> float:
+    """1 − histogram intersection of the mask's colours and those of a ring around it.
+
+    The ring is ``0.05·sqrt(area)`` pixels wide (at least 3). 1 means disjoint colours (a clean
+    cut along the object's boundary), 0 identical ones. Returns −1 for an empty mask.
+    """
+    import cv2
+
+    if not mask.any():
+        return -1.0
+    r = max(3, int(0.05 * np.sqrt(mask.sum())))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    ring = cv2.dilate(mask.astype(np.uint8), disk).astype(bool) & ~mask
+    return background_separation(image, mask, ring, bins)
+
+
+def background_separation(image: np.ndarray, mask: np.ndarray, background: np.ndarray, bins: int = 8) -> float:
+    """1 − histogram intersection of the mask's colours and those of ``background`` pixels.
+
+    Returns −1 for an empty mask and 0 when no background pixel is given.
+    """
+    if not mask.any():
+        return -1.0
+    if not background.any():
+        return 0.0
+    idx = colour_index(image, bins)
+    return float(1.0 - np.minimum(region_histogram(idx, mask, bins), region_histogram(idx, background, bins)).sum())
+
+
+def fill_foreign_holes(image: np.ndarray, mask: np.ndarray, known_bg: np.ndarray, threshold: float = 0.7,
+                       max_hole: float = 0.06) -> np.ndarray:
+    """Fill the mask's enclosed holes whose colours are foreign to the known background.
+
+    A hole that shows the background (the gap between a rabbit's legs) has the background's
+    colours; one that does not (an emoji's black eyes, which GrabCut gives to the background
+    because dark rocks lie outside the box) is part of the object. A hole is filled when the
+    separation of its pixels from ``known_bg`` (as :func:`background_separation` measures it,
+    computed for every hole in one pass) exceeds ``threshold`` and it covers at most
+    ``max_hole`` of the mask. Without known background nothing is filled.
+
+    On the 30 dev composites (box prompts) α SAD 6.33 → 6.19 and soft-IoU 0.837 → 0.841: the
+    dog and apple emoji eyes and the butterfly's dark wing markings are filled, the rabbit's
+    see-through gaps kept; one gap in the stone cairn is filled wrongly (SAD 18.8 → 19.4).
+    """
+    from scipy.ndimage import binary_fill_holes, label
+
+    if not known_bg.any():
+        return mask
+    holes = binary_fill_holes(mask) & ~mask
+    if not holes.any():
+        return mask
+    comp, n = label(holes)
+    bins = 8  # as in background_separation
+    idx = colour_index(image, bins)
+    cells = bins ** 3
+    per_hole = np.bincount(comp[holes] * cells + idx[holes], minlength=(n + 1) * cells).reshape(n + 1, cells)[1:]
+    sizes = per_hole.sum(1)
+    separation = 1.0 - np.minimum(per_hole / sizes[:, None], region_histogram(idx, known_bg, bins)).sum(1)
+    fill = (sizes <= max_hole * mask.sum()) & (separation > threshold)
+    return mask | np.isin(comp, np.flatnonzero(fill) + 1)
+
+
+def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Keep the 8-connected parts of ``mask`` that contain a positive point.
+
+    A point names one object; GrabCut may also return distant regions of similar colour. If no
+    positive point lies on the mask, it is returned unchanged.
+    """
+    import cv2
+
+    n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    h, w = mask.shape
+    keep = {int(comp[min(int(y), h - 1), min(int(x), w - 1)]) for (x, y), lab in zip(points, labels) if lab == 1}
+    keep.discard(0)
+    if not keep:
+        return mask
+    return np.isin(comp, list(keep))

@@ -1,0 +1,121 @@
+"""Repairs of GrabCut hypotheses that lose parts of the object (used by :mod:`.grabcut`).
+
+Two mechanisms, found on real photographs where the object is cut by the image frame:
+
+* :func:`centred_ellipse` with ``anchor`` — the ``center`` / ``core`` initialisations assume the
+  object is centred in its box; when a box side lies on the frame the object runs up to the frame
+  there, so the ellipse is anchored on that side instead of freeing the cut-off part;
+* :func:`restore_dropped_parts` — after the vote among hypotheses, a large part that another
+  hypothesis keeps, that touches the chosen mask, whose colours the known background lacks and
+  whose addition keeps the ring separation, is added back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from layerkit.ops.colour import colour_index, region_histogram
+
+
+def touches_frame(box: np.ndarray, size: tuple[int, int], frame_tol: float = 1.0) -> bool:
+    """True when exactly one of the box's horizontal or vertical sides lies on the image frame."""
+    h, w = size
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (x0 <= frame_tol) != (x1 >= w - frame_tol) or (y0 <= frame_tol) != (y1 >= h - frame_tol)
+
+def centred_ellipse(box: np.ndarray, size: tuple[int, int], radius: float, xx: np.ndarray | None = None,
+                    yy: np.ndarray | None = None, anchor: bool = False, frame_tol: float = 1.0) -> np.ndarray:
+    """The ellipse of relative ``radius`` centred in ``box``; with ``anchor``, opened towards the frame sides it reaches.
+
+    An object is centred in its box only when the whole object is in the picture. A box side
+    lying on the image frame (within ``frame_tol`` px) means the object is cut by the frame
+    (a bear's sweater at the bottom of a portrait): there the object runs up to the frame over
+    the box's whole width, so the ellipse's centre moves onto that side and its radius along
+    that axis doubles — a half-ellipse anchored at the frame instead of one that frees the
+    object's cut-off part as "probably background".
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` at the working size.
+        size: ``(h, w)`` of the working image.
+        radius: relative radius (1 = the ellipse inscribed in the box).
+        xx, yy: optional pixel coordinate grids (``np.mgrid``) of ``size``.
+        anchor: anchor the ellipse at the frame sides the box lies on (the ``frame`` initialisation).
+        frame_tol: distance in pixels under which a box side counts as on the frame.
+
+    Returns:
+        ``H×W`` bool.
+    """
+    h, w = size
+    if xx is None or yy is None:
+        yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    rx, ry = max((x1 - x0) / 2, 1.0), max((y1 - y0) / 2, 1.0)
+    left, right = anchor and x0 <= frame_tol, anchor and x1 >= w - frame_tol
+    top, bottom = anchor and y0 <= frame_tol, anchor and y1 >= h - frame_tol
+    if left != right:  # one side on the frame: anchor there (both: the object spans the picture, keep centred)
+        cx, rx = (x0, 2 * rx) if left else (x1, 2 * rx)
+    if top != bottom:
+        cy, ry = (y0, 2 * ry) if top else (y1, 2 * ry)
+    return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= radius ** 2
+
+def restore_dropped_parts(image: np.ndarray, chosen: np.ndarray, others: list[np.ndarray], known_bg: np.ndarray,
+                          threshold: float = 0.8, min_part: float = 0.05, tolerance: float = 0.02,
+                          large_part: float = 0.25) -> np.ndarray:
+    r"""Add back the large parts that another GrabCut hypothesis keeps and the chosen one drops.
+
+    The selection prefers the hypothesis whose colours differ most from its ring, and a mask
+    that keeps only the object's most distinctive part (a teddy bear's dark sweater without its
+    head, a doll without its hair) separates as well as the whole object or better. A part of
+    another hypothesis that the chosen mask drops is restored when it
+
+    * is a connected component of ``other \ chosen`` touching the chosen mask (8-connected),
+    * covers at least ``min_part`` of the chosen mask, and
+    * has colours foreign to the known background: ``1 −`` the intersection of its colour
+      histogram with that of ``known_bg`` exceeds ``threshold`` (as :func:`background_separation`), and
+    * leaves the selection's own criterion intact: the mask with the part separates from its
+      ring (:func:`colour_separation`) at most ``tolerance × min(1, size / (large_part × area))``
+      worse than the chosen mask alone — a small part must not lower the separation at all
+      (beyond rounding), a part of at least ``large_part`` of the mask may lower it by ``tolerance``.
+
+    Background that the box holds and that is rare outside it (a wall behind a toilet) passes
+    the colour test; it fails the last one, because the ring of a mask that takes the wall in
+    runs through more wall. Without known background nothing is restored.
+
+    Args:
+        image: ``H×W×3`` float in ``[0, 1]``.
+        chosen: ``H×W`` bool, the selected mask.
+        others: the other hypotheses' ``H×W`` bool masks.
+        known_bg: ``H×W`` bool, the sure background (outside the boxes).
+        threshold: colour separation above which a part is object.
+        min_part: smallest restored part, as a fraction of ``chosen``'s area.
+        tolerance: largest allowed loss of ring separation (for a part of ``large_part`` or more).
+        large_part: part size, as a fraction of ``chosen``'s area, from which the whole ``tolerance`` applies.
+
+    Returns:
+        ``H×W`` bool, ``chosen`` with the restored parts.
+    """
+    import cv2
+
+    from layerkit.modules.segmenter.grabcut import colour_separation  # at call time: grabcut imports this module
+
+    if not known_bg.any() or not others:
+        return chosen
+    bins = 8  # as in background_separation
+    idx = colour_index(image, bins)
+    bg_hist = region_histogram(idx, known_bg, bins)
+    near = cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    out = chosen.copy()
+    area = chosen.sum()
+    ring = colour_separation(image, chosen)
+    for other in others:
+        n, comp = cv2.connectedComponents((other & ~out).astype(np.uint8), connectivity=8)
+        for c in range(1, n):
+            part = comp == c
+            if part.sum() < min_part * area or not (part & near).any():
+                continue
+            sep = 1.0 - np.minimum(region_histogram(idx, part, bins), bg_hist).sum()
+            allowed = tolerance * min(1.0, part.sum() / (large_part * area))
+            if sep > threshold and colour_separation(image, out | part) >= ring - allowed:
+                out |= part
+    return out
