@@ -275,6 +275,35 @@ class PretrainedStage(Stage, abc.ABC):
         """One line per model that cannot be found offline (``[]`` when all are there)."""
         return missing_model(self.model, self.key, self.marker)
 
+    def folder_missing(self, name: str, missing_files: Any, train: str, export: str) -> list[str]:
+        """:meth:`missing_weights` of a stage whose model is a folder of several parts (FBDD, RefLayer).
+
+        Args:
+            name: the model's name in messages.
+            missing_files: ``folder → list of missing part files``.
+            train: the command that makes such a folder.
+            export: where that command writes it.
+        """
+        if not self.model:
+            return [f"{self.key}: no {name} model set; train one with '{train}' and set {self.key}={export} "
+                    "(or a hub id with the same layout)"]
+        reasons = PretrainedStage.missing_weights(self)
+        folder = locate(self.model, self.marker)
+        if reasons or folder is None:
+            return reasons
+        missing = missing_files(folder)
+        if missing:
+            return [f"{self.key}={self.model}: incomplete {name} model folder, missing {', '.join(missing)}; "
+                    f"use the folder written by '{train}' ({export})"]
+        return []
+
+    def checked_source(self) -> tuple[str, dict[str, Any]]:
+        """:meth:`_source` once :meth:`missing_weights` finds nothing missing (else one error naming all)."""
+        problems = self.missing_weights()
+        if problems:
+            raise MissingModelError("; ".join(problems))
+        return PretrainedStage._source(self)
+
     @property
     def torch_dtype(self) -> torch.dtype:
         return resolve_dtype(self.dtype, self.device)

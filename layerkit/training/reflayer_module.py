@@ -232,7 +232,8 @@ class RefLayerModule(TrainModule):
             return
         from layerkit.modules.decomposer.reflayer import RefLayerDecomposer
 
-        sampler = RefLayerDecomposer(steps=int(self.hparams.sample_steps), seed=batch_idx)
+        sampler = RefLayerDecomposer(steps=int(self.hparams.sample_steps))
+        sampler.manual_seed(batch_idx)
         rgb, a = sampler.sample(model, batch["image"][:k], batch["canvas"][:k], list(batch["text"][:k]))
         gt_a, vis, gt = batch["alpha"][:k], batch["visible"][:k], batch["layer"][:k]
         none = gt * (vis > 0.5)

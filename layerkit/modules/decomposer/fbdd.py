@@ -81,28 +81,11 @@ class FBDDDecomposer(PretrainedStage, Decomposer):
     def missing_weights(self) -> list[str]:
         """One line per missing model (local check only; see :mod:`layerkit.modules.hub`)."""
         from layerkit.modules.decomposer.fbdd_nets import missing_files
-        from layerkit.modules.hub import locate
 
-        if not self.model:
-            return ["decomposer.model: no FBDD model set; train one with 'layerkit train fbdd' and set "
-                    "decomposer.model=RUN/export/fbdd (or a hub id with the same layout)"]
-        reasons = super().missing_weights()
-        folder = locate(self.model, self.marker)
-        if reasons or folder is None:
-            return reasons
-        missing = missing_files(folder)
-        if missing:
-            return [f"decomposer.model={self.model}: incomplete FBDD model folder, missing {', '.join(missing)}; "
-                    "use the folder written by 'layerkit train fbdd' (RUN/export/fbdd)"]
-        return []
+        return self.folder_missing("FBDD", missing_files, "layerkit train fbdd", "RUN/export/fbdd")
 
     def _source(self) -> tuple[str, dict[str, Any]]:
-        from layerkit.errors import MissingModelError
-
-        problems = self.missing_weights()
-        if problems:
-            raise MissingModelError("; ".join(problems))
-        return super()._source()
+        return self.checked_source()
 
     def _load(self, source: str, kwargs: dict[str, Any], dtype: Any) -> Any:
         from layerkit.modules.decomposer.fbdd_nets import FBDDModel

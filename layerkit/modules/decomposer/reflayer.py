@@ -35,7 +35,6 @@ class RefLayerDecomposer(PretrainedStage, Decomposer):
         shift: the scheduler's timestep shift (SD3 uses 3.0 at 1024²; 1.0 = uniform).
         inpaint_method: how ``B`` is filled under the layer (see :mod:`~layerkit.ops.inpainting`).
         dtype: ``auto``, ``float32``, ``float16`` or ``bfloat16``.
-        seed: seed of the initial noise.
 
     Example:
         >>> dec = RefLayerDecomposer(model="runs/rl/export/reflayer", steps=20)
@@ -46,40 +45,23 @@ class RefLayerDecomposer(PretrainedStage, Decomposer):
     marker = "reflayer_config.json"
 
     def __init__(self, model: str = "", steps: int = 28, resolution: int = 512, shift: float = 1.0,
-                 inpaint_method: str = "harmonic", dtype: str = "auto", seed: int = 0) -> None:
+                 inpaint_method: str = "harmonic", dtype: str = "auto") -> None:
         if steps < 1:
             raise ValueError(f"decomposer.steps must be >= 1, got {steps}")
         if resolution < 0:
             raise ValueError(f"decomposer.resolution must be >= 0, got {resolution}")
         super().__init__(model or "", dtype)
         self.steps, self.resolution, self.shift = int(steps), int(resolution), float(shift)
-        self.inpaint_method, self.seed = inpaint_method, int(seed)
+        self.inpaint_method = inpaint_method  # the sampler draws from self.seed (pipeline.seed)
 
     def missing_weights(self) -> list[str]:
-        """One line per missing model (local check only)."""
+        """One line per missing model (local check only; see :mod:`layerkit.modules.hub`)."""
         from layerkit.modules.decomposer.reflayer_nets import missing_files
-        from layerkit.modules.hub import locate
 
-        if not self.model:
-            return ["decomposer.model: no RefLayer model set; train one with 'layerkit train reflayer_tiny' (or "
-                    "reflayer) and set decomposer.model=RUN/export/reflayer"]
-        reasons = super().missing_weights()
-        folder = locate(self.model, self.marker)
-        if reasons or folder is None:
-            return reasons
-        missing = missing_files(folder)
-        if missing:
-            return [f"decomposer.model={self.model}: incomplete RefLayer model folder, missing {', '.join(missing)}; "
-                    "use the folder written by 'layerkit train reflayer' (RUN/export/reflayer)"]
-        return []
+        return self.folder_missing("RefLayer", missing_files, "layerkit train reflayer_tiny", "RUN/export/reflayer")
 
     def _source(self) -> tuple[str, dict[str, Any]]:
-        from layerkit.errors import MissingModelError
-
-        problems = self.missing_weights()
-        if problems:
-            raise MissingModelError("; ".join(problems))
-        return super()._source()
+        return self.checked_source()
 
     def _load(self, source: str, kwargs: dict[str, Any], dtype: Any) -> Any:
         from layerkit.modules.decomposer.reflayer_nets import RefLayerModel
