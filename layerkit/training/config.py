@@ -1,8 +1,9 @@
 """Training configs: dataclass schemas, reading (shipped name or YAML path) and ``key=value``
 overrides. A config has the sections ``data`` (:class:`~layerkit.training.datamodule.CompositeDataModule`
 arguments), ``model`` (the task's net and loss arguments, checked against its builder),
-``optim`` (:class:`OptimConfig`) and ``trainer`` (:class:`TrainerConfig`, Lightning ``Trainer``
-arguments), plus a few run-wide keys (:class:`TrainConfig`)::
+``optim`` (:class:`OptimConfig`) and ``trainer`` (:func:`trainer_schema`: every Lightning ``Trainer``
+argument), plus a few run-wide keys (:class:`TrainConfig`); all read and validated by the one
+mechanism of :mod:`layerkit.config`::
 
     task: hfa
     data: {fg_dir: null, bg_dir: null, size: 128, batch_size: 8}
