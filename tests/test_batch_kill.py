@@ -32,7 +32,15 @@ def start(imgs: Path, prompts: Path, out: Path, workers: int) -> subprocess.Pope
     cmd = [sys.executable, "-m", "layerkit", "batch", str(imgs), "-o", str(out), "--prompts", str(prompts),
            "--workers", str(workers), "--quiet", "--index-every", "0"]
     # a session of its own, so a Ctrl-C can go to the whole group as a terminal sends it
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # a run started from a background shell inherits SIGINT ignored; the user's terminal gives the default
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_done(out: Path, proc: subprocess.Popen, n: int, timeout: float = 300) -> dict[str, dict]:

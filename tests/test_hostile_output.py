@@ -304,7 +304,8 @@ def test_signal_stops_cleanly(tmp_path: Path, sig: int, code: int) -> None:
     before = snapshot(out)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.Popen([sys.executable, "-c", SLOW_EDIT, "edit", str(out), "--move", "1:2,0", "-o", str(out), "--overwrite"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
     assert p.stdout is not None and p.stdout.readline().strip() == "writing"
     assert len(os.listdir(tmp_path)) == 2  # the output and the temporary being written
     t0 = time.time()
