@@ -78,7 +78,7 @@ def read_ora(path: Path, max_pixels: int | None) -> LayerStack:
             layers = [_read_layer(z, el, i, w, h, what) for i, el in enumerate(els)]
     except zipfile.BadZipFile as e:
         raise InputImageError(f"{what} is not a valid OpenRaster file: {str(e)[:120]}") from None
-    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:
+    except (OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as e:  # zipfile: NotImplementedError = unsupported compression
         raise InputImageError(f"{what} cannot be read: {str(e)[:120]} (truncated or corrupt?)") from None
     return LayerStack(layers)
 

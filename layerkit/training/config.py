@@ -56,7 +56,7 @@ def trainer_schema() -> type:
     :data:`TRAINER_OWN`), typed and defaulted from its signature, layerkit's :data:`TRAINER_DEFAULTS` on top."""
     import lightning as L
 
-    from layerkit.config import schema_of
+    from layerkit.schema import schema_of
 
     return schema_of(L.Trainer.__init__, exclude=TRAINER_OWN, defaults=TRAINER_DEFAULTS)
 
@@ -95,7 +95,7 @@ def check_keys(section: str, values: Mapping[str, Any], builder: Callable[..., A
     Raises:
         ConfigError: an unknown key (the valid keys listed) or a wrong type.
     """
-    from layerkit.config import validate_args
+    from layerkit.schema import validate_args
 
     return validate_args(section, values, builder, exclude)
 
@@ -113,7 +113,8 @@ def load_train_config(name_or_path: str | os.PathLike, overrides: Sequence[str] 
     Raises:
         ConfigError: unknown config, section or key, a wrong type, an unknown task or logger.
     """
-    from layerkit.config import compose, structured
+    from layerkit.config import compose
+    from layerkit.schema import structured
 
     composed = compose(name_or_path, overrides, kind="train")
     raw = dict(composed.data)
