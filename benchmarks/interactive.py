@@ -41,53 +41,23 @@ sys.path.insert(0, str(ROOT))
 
 from layerkit import Pipeline  # noqa: E402
 from layerkit.app.interactive import Click, ClickRefiner, GrabCutPeer  # noqa: E402
-from layerkit.app.noc import Trace, simulate, summarise  # noqa: E402
-from layerkit.io.image import load_image, load_mask  # noqa: E402
-
-METRICS = ("NoC@85", "NoC@90", "IoU@1", "IoU@3", "IoU@5", "fail@90")
+from layerkit.evaluation.interactive import PEER, ClickSample, find_click_samples, run_protocol, table_markdown  # noqa: E402
+from layerkit.io.image import load_image  # noqa: E402
 
 
 def find_pairs(composites: str | None, real: str | None, limit: int | None,
-               offset: int = 0) -> dict[str, list[tuple[str, Path, Path]]]:
-    """``set name → [(sample id, image path, alpha path)]``."""
-    sets: dict[str, list[tuple[str, Path, Path]]] = {}
-    if composites:
-        rows = [(d.name, d / "composite.png", d / "gt_alpha.png") for d in sorted(Path(composites).iterdir())
-                if (d / "composite.png").is_file() and (d / "gt_alpha.png").is_file()]
-        sets["composites"] = rows[offset:][:limit]
-    if real:
-        rows = [(p.name[:-len("_input.png")], p, p.with_name(p.name.replace("_input.png", "_alpha.png")))
-                for p in sorted(Path(real).glob("*_input.png"))]
-        sets["real_alpha"] = [r for r in rows if r[2].is_file()][offset:][:limit]
-    for name, rows in sets.items():
-        if not rows:
-            raise SystemExit(f"interactive.py: error: no samples found for {name}")
+               offset: int = 0) -> dict[str, list[ClickSample]]:
+    """``set name → samples`` (see :func:`layerkit.evaluation.interactive.find_click_samples`)."""
+    sets: dict[str, list[ClickSample]] = {}
+    for name, folder in (("composites", composites), ("real_alpha", real)):
+        if folder:
+            sets[name] = find_click_samples(folder, limit, offset)[1]
     return sets
 
 
-def run_noc(sets: dict[str, list[tuple[str, Path, Path]]], methods: dict[str, Any], max_clicks: int,
+def run_noc(sets: dict[str, list[ClickSample]], methods: dict[str, Any], max_clicks: int,
             quiet: bool) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for set_name, rows in sets.items():
-        per_method: dict[str, list[Trace]] = {m: [] for m in methods}
-        samples = []
-        for sid, img_path, alpha_path in rows:
-            image = load_image(img_path)
-            gt = load_mask(alpha_path) >= 0.5
-            row: dict[str, Any] = {"id": sid}
-            for m, seg in methods.items():
-                tr = simulate(seg, image, gt, max_clicks=max_clicks, stop_at=0.90, min_clicks=5)
-                per_method[m].append(tr)
-                row[m] = {"ious": [round(v, 4) for v in tr.ious], "noc90": tr.noc(0.90),
-                          "seconds_per_click": round(float(np.mean(tr.seconds)), 3)}
-            samples.append(row)
-            if not quiet:
-                print(f"{set_name} {sid}: " + "  ".join(f"{m} NoC@90={row[m]['noc90']:2d} IoU@1={row[m]['ious'][0]:.3f}"
-                                                         for m in methods), file=sys.stderr)
-        means = {m: summarise(tr) | {"seconds_per_click": float(np.mean([s for t in tr for s in t.seconds]))}
-                 for m, tr in per_method.items()}
-        results[set_name] = {"n": len(rows), "means": means, "samples": samples}
-    return results
+    return {name: run_protocol(methods, rows, max_clicks, quiet) for name, rows in sets.items()}
 
 
 def run_latency(path: str, pipe: Pipeline, side: int, clicks: int) -> dict[str, Any]:
@@ -132,11 +102,7 @@ def write_report(out: Path, results: dict[str, Any], latency: dict[str, Any] | N
     (out / "interactive.json").write_text(json.dumps(doc, indent=1))
     lines = ["# Interactive segmentation", ""]
     for set_name, r in results.items():
-        lines += [f"## {set_name} ({r['n']} images, ≤ {args.max_clicks} clicks)", "",
-                  "| method | " + " | ".join(METRICS) + " | s/click |", "|---" * (len(METRICS) + 2) + "|"]
-        for m, v in r["means"].items():
-            lines.append(f"| {m} | " + " | ".join(f"{v[k]:.3f}" for k in METRICS) + f" | {v['seconds_per_click']:.3f} |")
-        lines.append("")
+        lines += [table_markdown(r, set_name)]
     if latency:
         lines += ["## App latency per click", "", f"`{latency['image']}` at {latency['size'][0]}×{latency['size'][1]}: "
                   f"first click {latency['first_click_s']} s, refinement clicks {latency['refine_click_s']} s "
@@ -158,13 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument("--limit", type=int, default=None, help="first N samples of each set (after --offset)")
     ap.add_argument("--offset", type=int, default=0, help="skip the first N samples of each set")
-    ap.add_argument("--methods", default="layerkit,grabcut", help="comma-separated: layerkit, grabcut")
+    ap.add_argument("--methods", default="layerkit,grabcut", help="comma-separated: layerkit, grabcut (the peer)")
     ap.add_argument("-o", "--output", required=True, help="output folder")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     pipe = Pipeline.from_config(args.config)
-    all_methods = {"layerkit": ClickRefiner(pipe.segmenter), "grabcut": GrabCutPeer()}
-    methods = {m: all_methods[m] for m in args.methods.split(",")}
+    all_methods = {"layerkit": ClickRefiner(pipe.segmenter), PEER: GrabCutPeer()}
+    methods = {PEER if m == "grabcut" else m: all_methods[PEER if m == "grabcut" else m] for m in args.methods.split(",")}
     results = run_noc(find_pairs(args.composites, args.real, args.limit, args.offset), methods, args.max_clicks, args.quiet) \
         if (args.composites or args.real) else {}
     latency = run_latency(args.latency, pipe, args.side, args.latency_clicks) if args.latency else None

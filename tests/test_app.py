@@ -265,8 +265,8 @@ def test_benchmark_script_runs_on_tiny_sets(tmp_path):
     doc = json.loads((out / "interactive.json").read_text())
     for name in ("composites", "real_alpha"):
         means = doc["noc"][name]["means"]
-        assert set(means) == {"layerkit", "grabcut"} and 1 <= means["layerkit"]["NoC@90"] <= 3
-        assert 0.0 <= means["grabcut"]["IoU@1"] <= 1.0
+        assert set(means) == {"layerkit", "plain GrabCut"} and 1 <= means["layerkit"]["NoC@90"] <= 3
+        assert 0.0 <= means["plain GrabCut"]["IoU@1"] <= 1.0
     assert doc["latency"]["size"] == [80, 64] and len(doc["latency"]["refine_click_s"]) == 1
     assert "NoC@90" in (out / "interactive.md").read_text()
 

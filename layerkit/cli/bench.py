@@ -17,7 +17,16 @@ from layerkit/configs/overlay/OVERLAY.yaml, or a YAML path) merged on top; --set
 every config. Output: results.json, table.md, report.html (self-contained: pictures embedded,
 sortable tables, metric distributions, time per stage, worst samples first) and plots/*.png.
 On a real-photo folder (<ID>_input.png + <ID>_alpha.png) the plain GrabCut -> closed-form ->
-Telea chain runs beside the configs (--no-peer leaves it out); see layerkit eval --help."""
+Telea chain runs beside the configs (--no-peer leaves it out); see layerkit eval --help.
+
+  layerkit bench --interactive --data /tmp/dev30 --configs classical -o noc/
+  layerkit bench --interactive --data ../shared/data/dev/real_alpha --configs classical -o noc_real/
+
+--interactive runs the interactive-segmentation protocol instead: a simulated user clicks at
+the interior of the largest error region (positive on missed object, negative on wrong
+background) up to --max-clicks times; per config (its segmenter, then the app's refinement
+from the current mask) and for plain OpenCV GrabCut driven by the same clicks (the peer;
+--no-peer leaves it out): NoC@85, NoC@90, IoU after 1/3/5 clicks. Output: results.json, table.md."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_real_args(p)
     p.add_argument("--thumb-height", type=int, default=128, help="height of the report's thumbnails in pixels")
     p.add_argument("--gallery", type=int, default=None, metavar="N", help="at most N gallery rows per config (default all)")
+    g = p.add_argument_group("interactive protocol")
+    g.add_argument("--interactive", action="store_true",
+                   help="simulated clicks instead of one prompt: NoC@85/90 and IoU@1/3/5 per config and for plain GrabCut")
+    g.add_argument("--max-clicks", type=int, default=20, metavar="N", help="clicks per image at most (--interactive)")
     add_pipeline_args(p)
     p.set_defaults(func=run)
 
@@ -80,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--configs names a config twice: {args.configs}")
     from layerkit.cli.eval import _real, run_real_photos
 
+    if args.interactive:
+        return run_interactive(args, specs)
     if _real(args.data):
         return run_real_photos(args, specs, html=True, title="layerkit bench (real photos)")
     samples = load_samples(args, args.data)
@@ -104,3 +119,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"layerkit: error: every sample of {r.name} failed ({len(r.records)}); first: {first}; "
               f"details in {args.output}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_interactive(args: argparse.Namespace, specs: list[str]) -> int:
+    """``--interactive``: the click protocol of :mod:`layerkit.evaluation.interactive` per config + the peer."""
+    from layerkit.app.interactive import ClickRefiner, GrabCutPeer
+    from layerkit.errors import ConfigError
+    from layerkit.evaluation import interactive as I
+    from layerkit.evaluation.runner import dump_json, write_outputs
+    from layerkit.io.atomic import check_output
+
+    check_output(args.output, args.overwrite)
+    if I.PEER in specs:
+        raise ConfigError(f"--configs may not name {I.PEER!r}: that is the peer's name")
+    ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+    kind, samples = I.find_click_samples(args.data, args.limit, ids=ids)
+    if args.max_clicks < 1:
+        raise ConfigError(f"--max-clicks must be at least 1, got {args.max_clicks}")
+    methods: dict[str, Any] = {spec: ClickRefiner(spec_pipeline(args, spec).segmenter) for spec in specs}
+    if not args.no_peer:
+        methods[I.PEER] = GrabCutPeer()
+    result = I.run_protocol(methods, samples, args.max_clicks, quiet=args.quiet)
+    doc = {"data": str(args.data), "kind": kind, "configs": specs,
+           "overrides": " ".join(pipeline_overrides(args)) or "none", **result}
+    table = I.table_markdown(result, kind)
+    write_outputs(args.output, {"results.json": dump_json(doc), "table.md": "# layerkit bench --interactive\n\n" + table},
+                  overwrite=args.overwrite)
+    if not args.quiet:
+        for m, v in result["means"].items():
+            print(f"{m}: NoC@85 {v['NoC@85']:.2f}, NoC@90 {v['NoC@90']:.2f}, IoU@1 {v['IoU@1']:.3f}, "
+                  f"IoU@5 {v['IoU@5']:.3f}", file=sys.stderr)
+    print(args.output)
+    return 0
