@@ -11,8 +11,8 @@ from conftest import make_composite
 from PIL import Image
 
 from layerkit.cli import main
-from layerkit.evaluation.interactive import PEER, find_click_samples, ratio_to_peer
 from layerkit.errors import DataError
+from layerkit.evaluation.interactive import PEER, find_click_samples, ratio_to_peer
 
 
 def write_sets(root: Path, n: int = 2) -> tuple[Path, Path]:
