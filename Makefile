@@ -27,10 +27,16 @@ $(STAMP): pyproject.toml constraints.txt requirements-app.txt
 # The browser tests drive Debian's chromium (a browser download from elsewhere is not possible);
 # apt-get runs only when no chromium is on PATH.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tests drive: chromium (browser tests of the app), gimp / krita / xvfb
+# (the app's PSD and ORA opened in the editors, tests/test_app_editors.py)
+TEST_APT := $(if $(shell command -v chromium || command -v chromium-browser),,chromium) \
+            $(if $(shell command -v gimp-console || command -v gimp-console-2.10),,gimp) \
+            $(if $(shell command -v krita),,krita) $(if $(shell command -v xvfb-run),,xvfb xauth)
+
 test-deps: install
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  echo "installing chromium (apt) for the browser tests"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	@if [ -n "$(strip $(TEST_APT))" ]; then \
+	  echo "installing $(strip $(TEST_APT)) (apt) for the browser and editor tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_APT); fi
 
 demo: install
 	@rm -rf $(DEMO_OUT)
