@@ -202,6 +202,9 @@ class Layer:
         a = np.asarray(self.rgba)
         if a.ndim != 3 or a.shape[2] != 4:
             raise ValueError(f"Layer.rgba must be H×W×4 straight RGBA, got shape {a.shape}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():  # clip keeps NaN: it would reach the files
+            raise ValueError(f"Layer {self.name!r}: rgba holds {int((~np.isfinite(a)).sum())} NaN/infinite values; "
+                             "give finite values in [0, 1]")
         self.rgba = np.ascontiguousarray(np.clip(a, 0.0, 1.0), dtype=np.float32)
         if self.bbox is None:
             self.bbox = alpha_bbox(self.rgba[..., 3])

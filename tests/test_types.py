@@ -138,3 +138,13 @@ def test_layerstack_edit_methods_delegate(composite):
     assert stack.remove(1).names == ["background"]
     with pytest.raises(EditError, match="no layer named 'lamp'"):
         stack.move("lamp", 1, 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_layer_rejects_non_finite_values(bad):
+    rgba = np.zeros((4, 5, 4), np.float32)
+    rgba[1, 2, 3] = bad
+    with pytest.raises(ValueError, match=r"Layer 'obj': rgba holds 1 NaN/infinite values"):
+        Layer(rgba, name="obj")
+    rgba[1, 2, 3] = 2.0  # finite out-of-range values are clipped, as before
+    assert Layer(rgba).alpha.max() == 1.0
