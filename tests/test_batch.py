@@ -212,3 +212,14 @@ def test_a_worker_that_cannot_build_its_pipeline_stops_the_run(tmp_path, monkeyp
     with pytest.raises(ConfigError, match="a worker could not build the pipeline: unknown matter backend"):
         run_batch(list_jobs(str(imgs), str(prompts)), spec, progress=False)
     assert not partials(tmp_path / "o") and json.loads((tmp_path / "o" / "summary.json").read_text())["done"] == 0
+
+
+def test_worker_threads_cap_the_segmenter_threads_unless_set():
+    from layerkit.batch.worker import capped_overrides
+
+    assert capped_overrides(WorkerSpec(out="unused", config="classical+peel", threads=1)) == ["segmenter.threads=1"]
+    assert capped_overrides(WorkerSpec(out="unused", config="classical+peel", threads=4)) == []  # 2 already fits
+    given = ["segmenter.threads=3"]
+    assert capped_overrides(WorkerSpec(out="unused", config="classical+peel", overrides=given, threads=1)) == given
+    worker = ImageWorker(WorkerSpec(out="unused", config="classical+peel", threads=1))
+    assert worker.pipe.segmenter.threads == 1 and worker.pipe.segmenter.config()["threads"] == 1

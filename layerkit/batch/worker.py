@@ -87,6 +87,20 @@ def one_line(e: BaseException) -> str:
     return " ".join(msg.split()) or type(e).__name__
 
 
+def capped_overrides(spec: WorkerSpec) -> list[str]:
+    """``spec.overrides`` plus ``ROLE.threads=N`` for every stage whose own ``threads`` exceeds the
+    worker's (a GrabCut segmenter runs its initialisations in threads), unless the user set it."""
+    from layerkit.config import load_config, parse_override
+
+    overrides = list(spec.overrides)
+    given = {parse_override(o)[0] for o in overrides}
+    for role, body in load_config(spec.config, dict(parse_override(o) for o in overrides)).items():
+        n = body.get("threads") if isinstance(body, dict) else None
+        if isinstance(n, int) and n > spec.threads and f"{role}.threads" not in given:
+            overrides.append(f"{role}.threads={max(1, spec.threads)}")
+    return overrides
+
+
 class ImageWorker:
     """Builds the pipeline once; ``worker(job) -> record``. Never raises for a bad image.
 
@@ -101,7 +115,7 @@ class ImageWorker:
 
         self.spec = spec
         torch.set_num_threads(max(1, spec.threads))
-        self.pipe = Pipeline.from_config(spec.config, list(spec.overrides))
+        self.pipe = Pipeline.from_config(spec.config, capped_overrides(spec))
         self.pipe.progress = None
 
     def __call__(self, job: Job | dict[str, Any]) -> dict[str, Any]:
