@@ -16,6 +16,7 @@ from layerkit.errors import ConfigError, MissingModelError, PromptError
 from layerkit.modules.generator.diffusers_inpaint import DiffusersLayerGenerator
 from layerkit.modules.generator.layer_solve import layer_over_known_background, min_alpha_over, pad_to_multiple
 from layerkit.pipelines.decompose import Pipeline
+from layerkit.types import Prompt
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,30 @@ def test_cli_modes(tmp_path: Path, overrides: dict[str, Any]) -> None:
     assert main(["generate", "a fox", "--mode", "fg", "--background", str(street), "-o", str(tmp_path / "y.psd"),
                  "--config", "lasagna", *sets]) == 2
     assert not (tmp_path / "x.psd").exists() and not (tmp_path / "y.psd").exists()
+
+
+def test_fg_mode_needs_no_grounder_weights_and_a_text_prompt_names_them(overrides: dict[str, Any]) -> None:
+    no_dino = {**overrides, "grounder.model": "/nonexistent/grounding-dino"}
+    pipe = Pipeline.from_config("lasagna", no_dino)  # only the generator is needed for fg / bg
+    assert "grounder" not in pipe.eager_roles()
+    res = pipe.generate("a fox", mode="fg", background=_ground(32, 32), box=[4, 4, 20, 20])
+    assert res.names == ["background", "a fox"] and res.size == (32, 32)
+    with pytest.raises(MissingModelError, match="grounder.model"):  # checked before any work on the prompt
+        pipe(_ground(32, 32), Prompt(text="a fox"))
+    # a config whose trimapper asks the grounder on every call still checks it at once
+    ma = Pipeline.from_config("matte_anything", check_weights=False)
+    assert "grounder" in ma.eager_roles()
+
+
+def test_cli_checks_the_grounder_only_for_a_text_prompt(tmp_path: Path, capsys) -> None:
+    img = tmp_path / "p.png"
+    Image.fromarray((_ground(48, 48) * 255).astype(np.uint8)).save(img)
+    sets = ["--config", "lasagna", "--set", "generator.model=/nonexistent/sdxl", "grounder.model=/nonexistent/dino"]
+    assert main(["decompose", str(img), "--box", "8,8,40,40", *sets, "-o", str(tmp_path / "box"), "--quiet"]) == 0
+    capsys.readouterr()
+    for cmd in (["decompose", str(img), "--text", "a fox"], ["layers", str(img), "--text", "a fox"]):
+        out = tmp_path / "out"
+        assert main([*cmd, *sets, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "grounder.model" in err[0] and "generator" not in err[0], err  # before any work
+        assert not out.exists()

@@ -61,6 +61,11 @@ class OraclePipe:
         for k in range(1, len(gt)):
             self.targets[k] = self._visible(k, range(1, len(gt)))
         self.full = full
+        self.checked: list[str] = []
+
+    def check_weights(self, roles=()) -> None:
+        """The pipeline contract's weight check (a test double has no weights): records the roles."""
+        self.checked += list(roles)
 
     def _render(self, present) -> np.ndarray:
         return LayerStack([self.gt[0], *[self.gt[k] for k in sorted(present)]]).composite()

@@ -131,6 +131,7 @@ def test_auto_mode_uses_the_configured_proposer():
     pipe.proposer = GroundedProposer()
     res = auto_layers(pipe, s["image"])
     assert res.mode == "auto-grounded" and res.stack.names[1:] == ["object_2", "object_1"]
+    assert pipe.checked == ["grounder"]  # a grounded proposer gets the grounder's weights checked first
 
     class _Masks(Proposer):  # any proposer stage, e.g. SAM's automatic masks
         def __call__(self, image: np.ndarray, grounder: object = None) -> list[Candidate]:

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     require_gradio()
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
-    pipe = common.build_pipeline(args)
+    pipe = common.build_pipeline(args, grounder=True)  # the page offers phrases when there is a grounder
     demo = build_app(pipe)
     print(f"layerkit app: config {pipe.settings.name!r} on http://{args.host}:{args.port}", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False, quiet=True)

@@ -99,12 +99,22 @@ def pipeline_overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
-def build_pipeline(args: argparse.Namespace, spec: str | None = None, check_weights: bool = True) -> Any:
+def build_pipeline(args: argparse.Namespace, spec: str | None = None, check_weights: bool = True,
+                   grounder: bool = False) -> Any:
     """Build the pipeline of ``spec`` (default ``--config``; ``NAME+OVERLAY`` specs allowed) with
-    ``--set``/``--device``/``--seed``/``--max-pixels``."""
+    ``--set``/``--device``/``--seed``/``--max-pixels``.
+
+    With ``check_weights``, every model the run needs is checked at once, in one message: those
+    of :meth:`~layerkit.pipelines.decompose.Pipeline.eager_roles`, plus the grounder's when the
+    command has a ``--text`` prompt or ``grounder`` is set (the app, which offers phrases)."""
     from layerkit.pipelines.decompose import Pipeline
 
-    return Pipeline.from_config(spec or args.config, pipeline_overrides(args), check_weights=check_weights)
+    pipe = Pipeline.from_config(spec or args.config, pipeline_overrides(args), check_weights=False)
+    if check_weights:
+        text = getattr(args, "text", None) or any(dest == "text" for dest, _ in getattr(args, "in_order", None) or [])
+        extra = ("grounder",) if (grounder or text) and pipe.grounder is not None else ()
+        pipe.check_weights(pipe.eager_roles() + extra)
+    return pipe
 
 
 def parse_numbers(text: str, n: tuple[int, ...], what: str, example: str) -> list[float]:

@@ -311,10 +311,13 @@ class Proposer(Stage, abc.ABC):
     Attributes:
         iterative: True → the pipeline peels the best candidate and asks again on the completed
             background (saliency); False → every candidate of the input is peeled (detectors).
+        needs_grounder: True → it runs the pipeline's grounder (whose weights the pipeline then
+            checks before the automatic mode starts).
     """
 
     role = "proposer"
     iterative: ClassVar[bool] = False
+    needs_grounder: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(self, image: np.ndarray, grounder: Grounder | None = None) -> list[Candidate]:

@@ -108,9 +108,18 @@ class Pipeline:
         settings = PipelineSettings(**cfg["pipeline"])
         pipe = cls(settings=settings, **stages)
         if check_weights:
-            pipe.check_weights(tuple(r for r in ROLES if r not in ("generator", "multilayer")))
+            pipe.check_weights(pipe.eager_roles())
         pipe.to(settings.device)
         return pipe
+
+    def eager_roles(self) -> tuple[str, ...]:
+        """The roles whose weights :meth:`from_config` checks at once: every stage a decomposition
+        runs whatever the prompt. The generator and the multi-layer backend are checked by
+        :meth:`generate` / :meth:`layers`; the grounder when a text prompt (or a grounded
+        proposer) needs it, unless the trimapper asks it for transparent material on every call
+        — so ``from_config("lasagna").generate(mode="fg")`` needs no Grounding DINO."""
+        always = isinstance(self.trimapper, Trimapper) and bool(self.trimapper.transparency_prompt)
+        return tuple(r for r in ROLES if r not in ("generator", "multilayer") and (r != "grounder" or always))
 
     def check_weights(self, roles: Sequence[str] = ROLES) -> None:
         """Raise one error naming every learned stage (of ``roles``) whose weights cannot be found.
@@ -280,6 +289,7 @@ class Pipeline:
             raise PromptError(f"text prompt {prompt.text!r} needs a grounding stage, and config {self.settings.name!r} has none; "
                               "use --config layeringdiff (Grounding DINO) or set grounder.backend=grounding_dino|owlv2, "
                               "or give a box/point instead")
+        self.check_weights(("grounder",))  # before any work on the prompt (see eager_roles)
         with self._stage("ground", timings):
             det = self.grounder(img, prompt.text)
         i = select_box(det.boxes, det.scores, prompt.points, prompt.labels)

@@ -220,6 +220,8 @@ def auto_layers(pipe: Any, image: np.ndarray, *, max_layers: int = 20, merge: Se
     if proposer is None:
         raise PromptError("automatic mode needs a proposer stage and this pipeline has none; set proposer.backend=saliency "
                           "(weight-free) or grounded, or give one prompt per object")
+    if proposer.needs_grounder:
+        pipe.check_weights(("grounder",))
     if not proposer.iterative:
         prompts = [c.prompt() for c in proposer(image, grounder=pipe.grounder)][:limit]
         return _prompted(pipe, image, prompts, max_layers, merge, min_area, progress, f"auto-{proposer.config()['backend']}")

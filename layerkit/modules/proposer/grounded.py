@@ -29,6 +29,7 @@ class GroundedProposer(Proposer):
     """
 
     iterative = False
+    needs_grounder = True
 
     def __init__(self, phrases: str = GENERIC_PHRASES, min_score: float = 0.3, nms_iou: float = 0.7, limit: int = 19) -> None:
         self.phrases, self.min_score, self.nms_iou, self.limit = phrases, float(min_score), float(nms_iou), int(limit)
