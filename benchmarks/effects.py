@@ -44,12 +44,34 @@ def _moved(rgba: np.ndarray, bg: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return over(shift_rgba(rgba, dx, dy), bg)
 
 
-def run_sample(classical: Pipeline, effects: Any, sample: Any, offset: tuple[int, int], with_effects: bool) -> dict[str, Any]:
-    """Classical, then the effects stage on its result; every figure of one sample."""
-    gt = load_ground_truth(sample)
+class _Cached:
+    """The parts of a classical result the benchmark reads (``--cache``: tuning without re-running it)."""
+
+    def __init__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray) -> None:
+        self.image, self.alpha, self.foreground, self.background, self.prompt = image, alpha, foreground, background, None
+
+
+def _classical(classical: Pipeline, sample: Any, cache: Path | None) -> tuple[Any, float]:
+    """The classical result and its seconds, read from / written to ``cache/<folder>/<id>.npz``."""
+    file = cache / f"{sample.path.parent.name}_{sample.id}.npz" if cache else None
+    if file is not None and file.exists():
+        z = np.load(file)
+        return _Cached(z["image"], z["alpha"], z["foreground"], z["background"]), float(z["seconds"])
     t0 = time.perf_counter()
     res = classical(str(sample.path / "composite.png"), sample.prompt("box"))
-    t_classical = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(file, image=res.image, alpha=res.alpha, foreground=res.foreground[..., :3],
+                            background=res.background, seconds=seconds)
+    return res, seconds
+
+
+def run_sample(classical: Pipeline, effects: Any, sample: Any, offset: tuple[int, int], with_effects: bool,
+               cache: Path | None = None) -> dict[str, Any]:
+    """Classical, then the effects stage on its result; every figure of one sample."""
+    gt = load_ground_truth(sample)
+    res, t_classical = _classical(classical, sample, cache)
     t0 = time.perf_counter()
     a, f, b = effects(res.image, res.alpha, res.foreground[..., :3], res.background, res.prompt)
     t_effects = time.perf_counter() - t0
@@ -112,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offset", default="40,0", help="DX,DY of the move-the-object-layer figure")
     p.add_argument("--set", nargs="*", default=[], help="overrides of classical+effects (effects.KEY=VALUE)")
     p.add_argument("-o", "--output", help="JSON file for per-sample records and the summary")
+    p.add_argument("--cache", help="folder caching classical's results (and seconds) between runs, for tuning")
     args = p.parse_args(argv)
     if not args.effects_data and not args.plain_data:
         p.error("give --effects-data and/or --plain-data")
@@ -125,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         samples = find_samples(folder)
         for s in samples[: args.n or None]:
-            r = run_sample(classical, effects, s, offset, with_fx)
+            r = run_sample(classical, effects, s, offset, with_fx, Path(args.cache) if args.cache else None)
             records.append(r)
             extra = (f" effect-region B {r['classical_bg_psnr_effect']:.1f}->{r['effects_bg_psnr_effect']:.1f} dB, "
-                     f"move {r['classical_move_psnr']:.1f}->{r['effects_move_psnr']:.1f} dB") if with_fx else ""
+                     f"move {r['classical_move_psnr']:.1f}->{r['effects_move_psnr']:.1f} dB "
+                     f"{ {k: round(v, 3) for k, v in effects.trace.items()} }") if with_fx else ""
             print(f"{Path(folder).name}/{s.id} {r['effect']:10s} found={r['found']} mass x{r['mass_ratio']:.3f} "
                   f"t {r['t_classical']:.2f}+{r['t_effects']:.2f} s{extra}", file=sys.stderr, flush=True)
     summary = summarise(fx, plain)
