@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from layerkit.modules.effects.common import EffectEstimate
+from layerkit.modules.effects.common import fill as _fill
 from layerkit.modules.effects.common import luma as _luma
 from layerkit.modules.effects.common import odd as _odd
 from layerkit.types import alpha_bbox
@@ -87,6 +88,7 @@ class ShadowMixin:
     chroma_bin: float
     min_dark_share: float
     min_cover: float
+    min_edge: float
     trace: dict[str, Any]
 
     def _roi(self, alpha: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
@@ -123,29 +125,32 @@ class ShadowMixin:
         sig = float(np.sqrt(np.mean(g2[~obj]))) if (~obj).any() else 1.0  # the ground's RMS gradient
         cx0 = 0.5 * (box[0] + box[2])
 
+        gall = np.stack([g_l[0], g_l[1], g_u[0], g_u[1], g_v[0], g_v[1]], axis=-1).reshape(-1, 6)
+        free_flat = free.ravel() > 0
+
         def score(sx: float, sy: float) -> tuple[float, float, float] | None:
             p = cv2.GaussianBlur(cv2.warpAffine(sil, affine(sx, sy, yb), (sw, sh), flags=cv2.INTER_LINEAR), (0, 0), 1.0)
             if float((p * free).sum()) < 0.04 * area:
                 return None
             px, py = grad(p)
-            wgt = free * (px * px + py * py)
+            px, py = px.ravel(), py.ravel()
+            idx = np.flatnonzero(free_flat & ((np.abs(px) + np.abs(py)) > 1e-4))  # the outline only
+            fx, fy = px[idx], py[idx]
+            wgt = fx * fx + fy * fy
             energy = float(wgt.sum())
             if energy < 1e-3 * oh:
                 return None
-            fx, fy = free * px, free * py
+            g = gall[idx]
+            dots = g[:, 0::2] * fx[:, None] + g[:, 1::2] * fy[:, None]  # (n, 3): L, u, v
             # the drop per sector of the outline (around the shadow's centre): a shadow darkens all
             # along it, a coincidence of the ground's texture on one part only
-            ang = np.arctan2(ys - (yb + sy * 0.5 * oh), xs - (cx0 + sx * 0.5 * oh))
+            ang = np.arctan2(ys.ravel()[idx] - (yb + sy * 0.5 * oh), xs.ravel()[idx] - (cx0 + sx * 0.5 * oh))
             sector = ((ang + np.pi) * (self.sectors / (2 * np.pi))).astype(np.int32).clip(0, self.sectors - 1)
-            e_s = np.bincount(sector.ravel(), wgt.ravel(), self.sectors)
-
-            def drop(g: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-                dot = g[0] * fx + g[1] * fy
-                return np.bincount(sector.ravel(), dot.ravel(), self.sectors)
-
-            d_l, d_u, d_v = drop(g_l), drop(g_u), drop(g_v)
-            c_l = float(d_l.sum()) / energy
-            c_ch = float(abs(d_u.sum()) + abs(d_v.sum())) / energy
+            e_s = np.bincount(sector, wgt, self.sectors)
+            d_l = np.bincount(sector, dots[:, 0], self.sectors)
+            tot = dots.sum(axis=0)
+            c_l = float(tot[0]) / energy
+            c_ch = float(abs(tot[1]) + abs(tot[2])) / energy
             used = e_s > 0.05 * energy
             per = np.sort(d_l[used] / e_s[used])  # most negative first
             c_med = float(per[len(per) // 2]) if len(per) else 0.0  # the median sector's drop
@@ -183,7 +188,10 @@ class ShadowMixin:
             self.trace.update(shadow_darkening=strength, shadow_fade=fade, shadow_dark_share=dark, shadow_cover=cover)
             if strength < self.min_darkening or dark < self.min_dark_share or cover < self.min_cover:
                 continue
-            sig0, sig1 = self._penumbra(sil, lum, obj, sx, sy, yb, oh, strength, fade)
+            edge, sig0, sig1 = self._fit(sil, lum, obj, sx, sy, yb, oh, fade)
+            self.trace["shadow_edge"] = edge
+            if edge < self.min_edge * strength:
+                continue
             return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z)
         return None
 
@@ -215,28 +223,52 @@ class ShadowMixin:
         out_a = np.zeros(alpha.shape, np.float32)
         out_a[y0:y1, x0:x1] = a_full
         clean = background.copy()
-        clean[y0:y1, x0:x1] = b_roi / np.maximum(1.0 - a_full[..., None], 1e-3)
-        return EffectEstimate("shadow", out_a, np.zeros_like(background), np.clip(clean, 0.0, 1.0), z)
+        c_roi = np.clip(b_roi / np.maximum(1.0 - a_full[..., None], 1e-3), 0.0, 1.0)
+        # under the object the background was filled from the shadowed ground around it: fill it
+        # again from the cleaned ground (harmonic, as the classical decomposer does)
+        hole = a_roi > 0.5
+        refilled = np.zeros(alpha.shape, bool)
+        if hole.any() and (a_full[hole] > 0.02).any():
+            c_roi = _fill(c_roi, hole)
+            refilled[y0:y1, x0:x1] = hole
+        clean[y0:y1, x0:x1] = c_roi
+        return EffectEstimate("shadow", out_a, np.zeros_like(background), np.clip(clean, 0.0, 1.0), z,
+                              refilled if refilled.any() else None)
 
-    def _penumbra(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yb: float, oh: float,
-                  strength: float, fade: float) -> tuple[float, float]:
-        """The penumbra ``(sigma0, sigma1)`` (work pixels) whose outline best fits ``∇L`` (robust loss)."""
+    def _fit(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yb: float,
+             oh: float, fade: float) -> tuple[float, float, float]:
+        """Strength and penumbra of the outline alone: robust least squares on ``∇L`` over its band.
+
+        The strength seen by the edge is biased low on textured ground (the ground's own edges
+        crossing the band), so it serves as a check of the matched strength (an edge must be
+        there) and to choose the penumbra.
+
+        Returns:
+            ``(strength, sigma0, sigma1)``, sigmas in work pixels.
+        """
         gl = grad(lum)
         tau2 = self.fit_tau ** 2
-        best = (np.inf, 0.6, 0.03 * oh)
+        strengths = np.linspace(0.0, 0.9, 46)
+        best = (np.inf, 0.0, 0.6, 0.03 * oh)
         for s0 in (0.6, 1.2):
             for s1 in (0.0, 0.02, 0.04, 0.06):
                 soft, dist = soft_shadow(sil, sx, sy, yb, s0, s1 * oh, oh)
-                a = strength * soft * (1.0 - fade * dist)
                 band = (soft > 0.01) & (soft < 0.99) & ~obj
                 if band.sum() < 16:
                     continue
-                ml = grad(np.log(1.0 - np.clip(a, 0.0, 0.98)))
-                res = float(np.log1p(((gl[0] - ml[0]) ** 2 + (gl[1] - ml[1]) ** 2)[band] / tau2).sum())
-                res -= float(np.log1p((gl[0] ** 2 + gl[1] ** 2)[band] / tau2).sum())  # bands differ in size
-                if res < best[0]:
-                    best = (res, s0, s1 * oh)
-        return best[1], best[2]
+                m = soft * (1.0 - fade * dist)
+                gm = grad(m)
+                mb, mx, my, lx, ly = m[band], gm[0][band], gm[1][band], gl[0][band], gl[1][band]
+                # ∇log(1 − s·m) = −s·∇m / (1 − s·m), for every strength at once; Cauchy loss: the
+                # ground's strong edges crossing the band are outliers
+                den = 1.0 - strengths[:, None] * mb[None]
+                px, py = -strengths[:, None] * mx[None] / den, -strengths[:, None] * my[None] / den
+                res = np.log1p(((lx[None] - px) ** 2 + (ly[None] - py) ** 2) / tau2).sum(axis=1)
+                res -= res[0]  # relative to no shadow (bands of different size compare)
+                i = int(np.argmin(res))
+                if res[i] < best[0]:
+                    best = (float(res[i]), float(strengths[i]), s0, s1 * oh)
+        return best[1], best[2], best[3]
 
 
 def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.ndarray, dist: np.ndarray,

@@ -53,6 +53,8 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             their colour next to the shadow.
         min_cover: share of the shadow's pixels whose colour must be found in the lit ground
             around it (a shadow keeps the ground's colour).
+        min_edge: the strength the outline's edge alone shows (biased low by texture) must reach
+            this share of the matched strength (a dark patch without the shadow's edge is not one).
         fit_tau: scale of the robust (Cauchy) loss of the shadow fit, in log-luminance per pixel.
         min_explained: share of the variation below the object a reflection must explain.
         min_dim: smallest colour-to-alpha ratio of a reflection (a mirrored *darkening* is a shadow).
@@ -60,9 +62,10 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
     """
 
     def __init__(self, effects: tuple[str, ...] | list[str] = ("shadow", "reflection"), work_side: int = 120,
-                 reach: float = 1.5, min_darkening: float = 0.12, min_contrast: float = 6.0,
-                 max_chroma_shift: float = 0.5, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
-                 candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.7, min_cover: float = 0.5,
+                 reach: float = 1.5, min_darkening: float = 0.12, min_contrast: float = 4.0,
+                 max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
+                 candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.5,
+                 min_edge: float = 0.5,
                  min_explained: float = 0.3,
                  min_dim: float = 0.6, ripple: int = 3) -> None:
         bad = [e for e in effects if e not in ("shadow", "reflection")]
@@ -83,6 +86,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.chroma_bin = float(chroma_bin)
         self.min_dark_share = float(min_dark_share)
         self.min_cover = float(min_cover)
+        self.min_edge = float(min_edge)
         self.min_explained = float(min_explained)
         self.min_dim = float(min_dim)
         self.ripple = int(ripple)
@@ -123,6 +127,9 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             e = est.alpha[..., None]
             a_new = a + (1.0 - a) * est.alpha
             prem = a[..., None] * f + (1.0 - a[..., None]) * e * est.color
+            if est.refilled is not None:  # the new background there: the colour that keeps the stack
+                stack = a[..., None] * f + (1.0 - a[..., None]) * b
+                prem = np.where(est.refilled[..., None], stack - (1.0 - a_new[..., None]) * est.background, prem)
             f = np.divide(prem, a_new[..., None], out=np.zeros_like(prem), where=a_new[..., None] > 1e-6)
             a, b = a_new, est.background
         return a.astype(np.float32), np.clip(f, 0.0, 1.0).astype(np.float32), np.clip(b, 0.0, 1.0).astype(np.float32)
