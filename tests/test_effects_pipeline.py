@@ -88,14 +88,21 @@ def test_multilayer_path_carries_each_layers_effect(scene: dict, results: tuple)
     assert psnr(stack.composite(), scene["image"]) > 45.0
 
 
-def test_cli_decompose_then_move(tmp_path: Path, scene: dict) -> None:
+def test_cli_decompose_then_move(tmp_path: Path, scene: dict, results: tuple) -> None:
     src = tmp_path / "photo.png"
     Image.fromarray((scene["image"] * 255 + 0.5).astype(np.uint8)).save(src)
     out, moved = tmp_path / "out.psd", tmp_path / "moved.png"
     box = ",".join(map(str, scene["box"]))
     assert main(["decompose", str(src), "--box", box, "--config", "classical+effects", "-o", str(out)]) == 0
     assert main(["edit", str(out), "--move", "1:30,0", "-o", str(moved)]) == 0
-    assert Image.open(moved).size == (200, 160)
+    got = np.asarray(Image.open(moved).convert("RGB"), np.float32) / 255.0
+    assert got.shape == (160, 200, 3)
+    # through the PSD: the shadow moved with the object (no dark ghost left where it was)
+    gt = move(_gt_stack(scene), 1, 30, 0).composite()
+    plain = move(results[0].layers, 1, 30, 0).composite()
+    left = (scene["shadow"] > 0.1) & (np.roll(scene["shadow"], 30, axis=1) < 0.02) & (scene["alpha"] < 0.02)
+    assert left.sum() > 30
+    assert psnr(got, gt, left) > psnr(plain, gt, left) + 6.0
 
 
 def test_make_dataset_with_effects(tmp_path: Path) -> None:
