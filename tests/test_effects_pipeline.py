@@ -148,3 +148,27 @@ def test_make_dataset_effects_bad_inputs(tmp_path: Path) -> None:
     assert main(["make-dataset", "--effects", "smoke", "--fg-dir", str(tmp_path), "--bg-dir", str(tmp_path),
                  "-o", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_benchmark_runs_with_cache_and_oracle(tmp_path: Path) -> None:
+    """benchmarks/effects.py on 2 made samples: the oracle bounds classical, the cache gives the same figures."""
+    import importlib.util
+
+    fg, bg = tmp_path / "fg", tmp_path / "bg"
+    fg.mkdir()
+    bg.mkdir()
+    rgb, alpha = _object(60, 50, 30, 25, 26, 18)
+    Image.fromarray((np.dstack([rgb, alpha]) * 255).astype(np.uint8), "RGBA").save(fg / "red_egg_01.png")
+    Image.fromarray((_ground(120, 160) * 255).astype(np.uint8)).save(bg / "floor.png")
+    make_effects_dataset(fg, bg, tmp_path / "fx", effects=("shadow",), n=2, seed=3)
+    spec = importlib.util.spec_from_file_location("bench_effects", Path(__file__).parents[1] / "benchmarks" / "effects.py")
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    args = ["--effects-data", str(tmp_path / "fx"), "--cache", str(tmp_path / "cache")]
+    assert bench.main([*args, "-o", str(tmp_path / "a.json")]) == 0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    assert bench.main([*args, "-o", str(tmp_path / "b.json")]) == 0  # from the cache
+    a, b = (json.loads((tmp_path / n).read_text())["summary"] for n in ("a.json", "b.json"))
+    assert a["fx_n"] == 2 and a["fx_bg_psnr_effect"] == b["fx_bg_psnr_effect"]
+    region = a["fx_bg_psnr_effect"]
+    assert region["oracle"] > region["classical"] + 6.0  # the GT shadow divided out of classical's background
