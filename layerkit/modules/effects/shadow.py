@@ -9,15 +9,21 @@ the noise of every test here, and it is fought in the gradient domain:
   plane), the least-squares drop across the mask's outline is
   ``c = Σ ∇L·∇P / Σ |∇P|²`` (``L`` = log-luminance). A shadow gives ``c ≈ log(1 − a) < 0`` along
   the whole outline; texture gives ``c ≈ 0`` with a spread ``σ_g / sqrt(Σ |∇P|²)``, ``σ_g`` the
-  RMS gradient of the ground (measured in a band around the mask). The score is
-  ``z = −c / spread``, lowered by the same fit on the two chromaticity channels (a shadow keeps
-  the ground's colour: a dark neighbouring object has its own). Slow illumination changes of the
+  RMS gradient of the ground around the object. The score is ``z = −c / spread`` with ``c``
+  pulled toward the drop of the median one of ``sectors`` parts of the outline (a shadow
+  darkens all along it, a coincidence of texture one part), lowered by the same drop on the two
+  chromaticity channels (a shadow keeps the ground's colour: a dark neighbouring object has its own). Slow illumination changes of the
   ground have no gradient along a small outline, so they do not bias ``c``.
-* **Fit**: strength, fade with the height above the contact and penumbra of the model
-  ``a = s·soft·(1 − f·d)`` are fitted to ``∇L`` on the shadow's band (again gradients: the
-  ground's mean brightness under the shadow, which no one can see, is never needed).
+* **Strength** (:func:`matched_strength`): a shadow keeps the ground's chromaticity, so each
+  pixel of the candidate's core is compared with the lit ring around it *in the same
+  chromaticity bin* (the same material); the strength (near the contact and far from it: the
+  fade) makes the median corrected difference zero. The share of core pixels darker than their
+  match and the share that found one (a dark neighbour of another colour finds none) decide,
+  with the outline's own edge (:meth:`ShadowMixin._fit`, a robust fit of ``∇log(1 − a)`` to
+  ``∇L`` that also picks the penumbra), whether it is a shadow.
 * **Removal**: ``B̂ = B / (1 − a)`` with ``a`` the fitted model at full resolution: the ground
-  is divided by a smooth shading field, so its texture stays.
+  is divided by a smooth shading field, so its texture stays. Under the object, which the
+  decomposer filled from the shadowed ground, the background is filled again from the cleaned one.
 """
 
 from __future__ import annotations
