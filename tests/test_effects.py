@@ -157,10 +157,10 @@ def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
     assert abs(t["shadow_darkening"] - params["strength"]) < 0.15, (t, params)
     region = (shadow > 0.05) & (alpha < 0.5)
     before, after = psnr(b0, ground, region), psnr(b2, ground, region)
-    assert after > before + 8.0, (before, after)  # measured +12.0 to +14.2 dB
+    assert after > before + 8.0, (before, after)  # measured +12.2 to +15.7 dB
     # the texture stays (divided by a smooth field, not blurred): fine detail as the true ground's
     far = region & (_high_pass(np.dstack([alpha] * 3)) == 0) & (alpha == 0)  # clear of the object's edges
-    # measured: correlation 0.97-0.99, detail 0.95-1.06 of the true ground's
+    # measured: correlation 0.98-0.99, detail 0.92-1.03 of the true ground's
     hp, hp_gt = _high_pass(b2)[far], _high_pass(ground)[far]
     assert np.corrcoef(hp, hp_gt)[0, 1] > 0.9 and hp.std() > 0.8 * hp_gt.std()
     # the ground under the object was filled again from the cleaned ground, and the stack recomposes

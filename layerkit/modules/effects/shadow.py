@@ -95,6 +95,7 @@ class ShadowMixin:
     min_dark_share: float
     min_cover: float
     min_edge: float
+    core_level: float
     trace: dict[str, Any]
 
     def _roi(self, alpha: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
@@ -198,6 +199,12 @@ class ShadowMixin:
             self.trace["shadow_edge"] = edge
             if edge < self.min_edge * strength:
                 continue
+            if self.core_level != 0.5:  # the strength again, on the fitted penumbra's inner core
+                soft, dist = soft_shadow(sil, sx, sy, yb, sig0, sig1, oh)
+                again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
+                if again is not None:
+                    strength, fade = again[0], again[1]
+                    self.trace.update(shadow_darkening=strength, shadow_fade=fade)
             return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z)
         return None
 
@@ -278,7 +285,8 @@ class ShadowMixin:
 
 
 def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.ndarray, dist: np.ndarray,
-                     obj: np.ndarray, oh: float, bin_width: float) -> tuple[float, float, float, float] | None:
+                     obj: np.ndarray, oh: float, bin_width: float,
+                     core_level: float = 0.5) -> tuple[float, float, float, float] | None:
     """Strength and fade of a candidate shadow against the lit ground *of the same colour* next to it.
 
     A shadow keeps the ground's chromaticity ``(u, v)`` (log R/G, log B/G) and lowers its
@@ -293,13 +301,14 @@ def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.nda
         obj: ``H×W`` bool, the object (excluded).
         oh: object height in pixels (sets the ring's width).
         bin_width: chromaticity bin width (log units).
+        core_level: the core is where the soft mask exceeds this.
 
     Returns:
         ``(strength, fade, dark_share, cover)``: ``dark_share`` = share of core pixels darker
         than their lit match, ``cover`` = share of core pixels that found one; None when the
         core or the ring is empty.
     """
-    core = (soft > 0.5) & ~obj
+    core = (soft > core_level) & ~obj
     kk = _odd(0.25 * oh)
     ring = cv2.dilate((soft > 0.02).astype(np.uint8), np.ones((kk, kk), np.uint8)).astype(bool) & (soft <= 0.02) & ~obj
     if core.sum() < 8 or ring.sum() < 8:

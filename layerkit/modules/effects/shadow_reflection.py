@@ -55,6 +55,8 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             around it (a shadow keeps the ground's colour).
         min_edge: the strength the outline's edge alone shows (biased low by texture) must reach
             this share of the matched strength (a dark patch without the shadow's edge is not one).
+        core_level: after the penumbra is fitted, the strength is matched again on the core
+            where the soft shadow exceeds this (0.5: not again).
         fit_tau: scale of the robust (Cauchy) loss of the shadow fit, in log-luminance per pixel.
         min_explained: share of the variation below the object a reflection must explain.
         min_dim: smallest colour-to-alpha ratio of a reflection (a mirrored *darkening* is a shadow).
@@ -65,7 +67,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
                  reach: float = 1.5, min_darkening: float = 0.12, min_contrast: float = 4.0,
                  max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
                  candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.5,
-                 min_edge: float = 0.5,
+                 min_edge: float = 0.5, core_level: float = 0.8,
                  min_explained: float = 0.3,
                  min_dim: float = 0.6, ripple: int = 3) -> None:
         bad = [e for e in effects if e not in ("shadow", "reflection")]
@@ -87,6 +89,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.min_dark_share = float(min_dark_share)
         self.min_cover = float(min_cover)
         self.min_edge = float(min_edge)
+        self.core_level = float(core_level)
         self.min_explained = float(min_explained)
         self.min_dim = float(min_dim)
         self.ripple = int(ripple)
