@@ -20,7 +20,9 @@ Figures (means over samples):
   GT stack (object + effect over the clean background); PSNR between the two composites;
 * ``mass_ratio`` (plain composites): foreground alpha mass with effects / classical's, and the
   number of samples where an effect was (falsely) added;
-* ``time_ratio``: effects stage seconds / classical pipeline seconds.
+* ``time_ratio``: effects stage seconds / classical pipeline seconds;
+* ``oracle`` (effect data): classical's object with the *GT* effect alpha moved into its layer and
+  divided out of its background, the ceiling of any effects stage on classical's segmentation.
 """
 
 from __future__ import annotations
@@ -44,12 +46,49 @@ def _moved(rgba: np.ndarray, bg: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return over(shift_rgba(rgba, dx, dy), bg)
 
 
-def run_sample(classical: Pipeline, effects: Any, sample: Any, offset: tuple[int, int], with_effects: bool) -> dict[str, Any]:
-    """Classical, then the effects stage on its result; every figure of one sample."""
-    gt = load_ground_truth(sample)
+class _Cached:
+    """The parts of a classical result the benchmark reads (``--cache``: tuning without re-running it)."""
+
+    def __init__(self, image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, background: np.ndarray) -> None:
+        self.image, self.alpha, self.foreground, self.background, self.prompt = image, alpha, foreground, background, None
+
+
+def _classical(classical: Pipeline, sample: Any, cache: Path | None) -> tuple[Any, float]:
+    """The classical result and its seconds, read from / written to ``cache/<folder>/<id>.npz``."""
+    file = cache / f"{sample.path.parent.name}_{sample.id}.npz" if cache else None
+    if file is not None and file.exists():
+        z = np.load(file)
+        return _Cached(z["image"], z["alpha"], z["foreground"], z["background"]), float(z["seconds"])
     t0 = time.perf_counter()
     res = classical(str(sample.path / "composite.png"), sample.prompt("box"))
-    t_classical = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(file, image=res.image, alpha=res.alpha, foreground=res.foreground[..., :3],
+                            background=res.background, seconds=seconds)
+    return res, seconds
+
+
+def _oracle(res: Any, effect: np.ndarray, sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classical's stack with the GT effect alpha (and colour) taken into the layer, the background
+    divided out (shadow) or solved (reflection): what a perfect effects stage gives on classical's object."""
+    a0, f0, b0 = res.alpha, res.foreground[..., :3], res.background
+    e = np.where(a0 > 0.5, 0.0, effect)
+    gt_fg = read_rgba(sample.path / "gt_fg.png")[..., :3]
+    color = np.zeros_like(b0) if sample.meta.get("effect") == "shadow" else gt_fg
+    a = a0 + (1.0 - a0) * e
+    stack = a0[..., None] * f0 + (1.0 - a0[..., None]) * b0
+    b = np.clip((b0 - e[..., None] * color) / np.maximum(1.0 - e[..., None], 1e-3), 0.0, 1.0)
+    f = np.clip(np.divide(stack - (1.0 - a[..., None]) * b, a[..., None], out=np.zeros_like(b0),
+                          where=a[..., None] > 1e-6), 0.0, 1.0)
+    return a, f, b
+
+
+def run_sample(classical: Pipeline, effects: Any, sample: Any, offset: tuple[int, int], with_effects: bool,
+               cache: Path | None = None) -> dict[str, Any]:
+    """Classical, then the effects stage on its result; every figure of one sample."""
+    gt = load_ground_truth(sample)
+    res, t_classical = _classical(classical, sample, cache)
     t0 = time.perf_counter()
     a, f, b = effects(res.image, res.alpha, res.foreground[..., :3], res.background, res.prompt)
     t_effects = time.perf_counter() - t0
@@ -57,7 +96,10 @@ def run_sample(classical: Pipeline, effects: Any, sample: Any, offset: tuple[int
                            "found": [e.kind for e in effects.last], "t_classical": t_classical, "t_effects": t_effects,
                            "time_ratio": t_effects / max(t_classical, 1e-9),
                            "mass_ratio": float(a.sum()) / max(float(res.alpha.sum()), 1e-9)}
-    for tag, (al, fg, bg) in (("classical", (res.alpha, res.foreground[..., :3], res.background)), ("effects", (a, f, b))):
+    stacks = {"classical": (res.alpha, res.foreground[..., :3], res.background), "effects": (a, f, b)}
+    if with_effects:  # the ceiling: classical's object with the GT effect moved exactly (same removal model)
+        stacks["oracle"] = _oracle(res, read_rgba(sample.path / "gt_effect.png")[..., 0], sample)
+    for tag, (al, fg, bg) in stacks.items():
         recomposed = al[..., None] * fg + (1.0 - al[..., None]) * bg
         sc = score_decomposition(gt, al, fg, bg, recomposed)
         rec[f"{tag}_bg_psnr"] = sc["bg_psnr"]
@@ -83,7 +125,7 @@ def summarise(fx: list[dict[str, Any]], plain: list[dict[str, Any]]) -> dict[str
     out: dict[str, Any] = {}
     if fx:
         for k in ("bg_psnr_effect", "bg_psnr", "move_psnr", "recomp_psnr"):
-            out[f"fx_{k}"] = {t: _mean(fx, f"{t}_{k}") for t in ("classical", "effects")}
+            out[f"fx_{k}"] = {t: _mean(fx, f"{t}_{k}") for t in ("classical", "effects", "oracle")}
         out["fx_found"] = sum(bool(r["found"]) for r in fx)
         out["fx_n"] = len(fx)
         out["target_effect_region_6db"] = out["fx_bg_psnr_effect"]["effects"] - out["fx_bg_psnr_effect"]["classical"] >= 6.0
@@ -112,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offset", default="40,0", help="DX,DY of the move-the-object-layer figure")
     p.add_argument("--set", nargs="*", default=[], help="overrides of classical+effects (effects.KEY=VALUE)")
     p.add_argument("-o", "--output", help="JSON file for per-sample records and the summary")
+    p.add_argument("--cache", help="folder caching classical's results (and seconds) between runs, for tuning")
     args = p.parse_args(argv)
     if not args.effects_data and not args.plain_data:
         p.error("give --effects-data and/or --plain-data")
@@ -125,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         samples = find_samples(folder)
         for s in samples[: args.n or None]:
-            r = run_sample(classical, effects, s, offset, with_fx)
+            r = run_sample(classical, effects, s, offset, with_fx, Path(args.cache) if args.cache else None)
             records.append(r)
             extra = (f" effect-region B {r['classical_bg_psnr_effect']:.1f}->{r['effects_bg_psnr_effect']:.1f} dB, "
-                     f"move {r['classical_move_psnr']:.1f}->{r['effects_move_psnr']:.1f} dB") if with_fx else ""
+                     f"move {r['classical_move_psnr']:.1f}->{r['effects_move_psnr']:.1f} dB "
+                     f"{ {k: round(v, 3) for k, v in effects.trace.items()} }") if with_fx else ""
             print(f"{Path(folder).name}/{s.id} {r['effect']:10s} found={r['found']} mass x{r['mass_ratio']:.3f} "
                   f"t {r['t_classical']:.2f}+{r['t_effects']:.2f} s{extra}", file=sys.stderr, flush=True)
     summary = summarise(fx, plain)

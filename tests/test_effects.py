@@ -25,6 +25,18 @@ def _ground(h: int, w: int, seed: int = 0, smooth: bool = False) -> np.ndarray:
     return np.clip(base, 0, 1).astype(np.float32)
 
 
+def _planks(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A strongly textured wooden floor: wavy planks and grain (±25 % luminance)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    planks = 0.5 + 0.5 * np.sin(2 * np.pi * (yy + 3 * np.sin(xx / 23.0)) / 11.0)
+    base = np.stack([0.55 + 0.15 * planks, 0.42 + 0.12 * planks, 0.3 + 0.06 * planks], axis=2)
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.2)
+    return np.clip(base * (1 + 0.25 * grain[..., None]), 0, 1).astype(np.float32)
+
+
 def _object(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
     d = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
@@ -119,3 +131,66 @@ def test_bad_keys_fail_with_one_line():
         build("effects", "shadow_reflection", {"work_side": 2})
     with pytest.raises(ConfigError, match="unknown key 'effects.strength'"):
         build("effects", "shadow_reflection", {"strength": 1})
+
+
+def _high_pass(x: np.ndarray) -> np.ndarray:
+    import cv2
+
+    y = x.mean(axis=2)
+    return y - cv2.GaussianBlur(y, (0, 0), 3.0)
+
+
+@pytest.mark.parametrize("seed", [49, 3, 11])
+def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
+    h, w = 160, 200
+    ground = _planks(h, w, seed)
+    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
+    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
+    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+    stage = ShadowReflectionEffects(effects=("shadow",))
+    b0 = _background_guess(image, alpha)
+    a2, f2, b2 = stage(image, alpha, rgb, b0)
+    assert [e.kind for e in stage.last] == ["shadow"], stage.trace
+    t = stage.trace  # the light direction and the darkening are recovered
+    assert abs(t["shadow_sx"] - params["sx"]) < 0.15 and abs(t["shadow_sy"] - params["sy"]) < 0.05, (t, params)
+    assert abs(t["shadow_darkening"] - params["strength"]) < 0.15, (t, params)
+    region = (shadow > 0.05) & (alpha < 0.5)
+    before, after = psnr(b0, ground, region), psnr(b2, ground, region)
+    assert after > before + 8.0, (before, after)  # measured +12.2 to +15.7 dB
+    # the texture stays (divided by a smooth field, not blurred): fine detail as the true ground's
+    far = region & (_high_pass(np.dstack([alpha] * 3)) == 0) & (alpha == 0)  # clear of the object's edges
+    # measured: correlation 0.98-0.99, detail 0.92-1.03 of the true ground's
+    hp, hp_gt = _high_pass(b2)[far], _high_pass(ground)[far]
+    assert np.corrcoef(hp, hp_gt)[0, 1] > 0.9 and hp.std() > 0.8 * hp_gt.std()
+    # the ground under the object was filled again from the cleaned ground, and the stack recomposes
+    assert stage.last[0].refilled is not None and stage.last[0].refilled[alpha > 0.5].all()
+    rec = a2[..., None] * f2 + (1 - a2[..., None]) * b2
+    rec0 = alpha[..., None] * rgb + (1 - alpha[..., None]) * b0
+    assert psnr(rec, rec0) > 45.0
+
+
+def test_no_shadow_on_a_plain_cut_out_over_texture() -> None:
+    h, w = 160, 200
+    ground = _planks(h, w, 5)
+    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    image = (alpha[..., None] * rgb + (1 - alpha[..., None]) * ground).astype(np.float32)
+    stage = ShadowReflectionEffects()
+    b0 = _background_guess(image, alpha)
+    a, f, b = stage(image, alpha, rgb, b0)
+    assert stage.last == []
+    np.testing.assert_array_equal(b, b0)
+
+
+def test_a_dark_neighbour_of_another_colour_is_not_a_shadow() -> None:
+    """A dark blue-grey patch where the shadow would be (a dark object, not a darkening)."""
+    h, w = 160, 200
+    ground = _planks(h, w, 49)
+    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    shadow, _ = cast_shadow(alpha.astype(np.float64), np.random.default_rng(49))
+    patch = np.clip(shadow / shadow.max(), 0, 1)[..., None].astype(np.float32)
+    ground = ground * (1 - patch) + patch * np.array([0.12, 0.16, 0.3], np.float32) * (ground / ground.mean())
+    image = (alpha[..., None] * rgb + (1 - alpha[..., None]) * ground).astype(np.float32)
+    stage = ShadowReflectionEffects(effects=("shadow",))
+    stage(image, alpha, rgb, _background_guess(image, alpha))
+    assert stage.last == [], stage.trace

@@ -88,14 +88,21 @@ def test_multilayer_path_carries_each_layers_effect(scene: dict, results: tuple)
     assert psnr(stack.composite(), scene["image"]) > 45.0
 
 
-def test_cli_decompose_then_move(tmp_path: Path, scene: dict) -> None:
+def test_cli_decompose_then_move(tmp_path: Path, scene: dict, results: tuple) -> None:
     src = tmp_path / "photo.png"
     Image.fromarray((scene["image"] * 255 + 0.5).astype(np.uint8)).save(src)
     out, moved = tmp_path / "out.psd", tmp_path / "moved.png"
     box = ",".join(map(str, scene["box"]))
     assert main(["decompose", str(src), "--box", box, "--config", "classical+effects", "-o", str(out)]) == 0
     assert main(["edit", str(out), "--move", "1:30,0", "-o", str(moved)]) == 0
-    assert Image.open(moved).size == (200, 160)
+    got = np.asarray(Image.open(moved).convert("RGB"), np.float32) / 255.0
+    assert got.shape == (160, 200, 3)
+    # through the PSD: the shadow moved with the object (no dark ghost left where it was)
+    gt = move(_gt_stack(scene), 1, 30, 0).composite()
+    plain = move(results[0].layers, 1, 30, 0).composite()
+    left = (scene["shadow"] > 0.1) & (np.roll(scene["shadow"], 30, axis=1) < 0.02) & (scene["alpha"] < 0.02)
+    assert left.sum() > 30
+    assert psnr(got, gt, left) > psnr(plain, gt, left) + 6.0
 
 
 def test_make_dataset_with_effects(tmp_path: Path) -> None:
@@ -141,3 +148,27 @@ def test_make_dataset_effects_bad_inputs(tmp_path: Path) -> None:
     assert main(["make-dataset", "--effects", "smoke", "--fg-dir", str(tmp_path), "--bg-dir", str(tmp_path),
                  "-o", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_benchmark_runs_with_cache_and_oracle(tmp_path: Path) -> None:
+    """benchmarks/effects.py on 2 made samples: the oracle bounds classical, the cache gives the same figures."""
+    import importlib.util
+
+    fg, bg = tmp_path / "fg", tmp_path / "bg"
+    fg.mkdir()
+    bg.mkdir()
+    rgb, alpha = _object(60, 50, 30, 25, 26, 18)
+    Image.fromarray((np.dstack([rgb, alpha]) * 255).astype(np.uint8), "RGBA").save(fg / "red_egg_01.png")
+    Image.fromarray((_ground(120, 160) * 255).astype(np.uint8)).save(bg / "floor.png")
+    make_effects_dataset(fg, bg, tmp_path / "fx", effects=("shadow",), n=2, seed=3)
+    spec = importlib.util.spec_from_file_location("bench_effects", Path(__file__).parents[1] / "benchmarks" / "effects.py")
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    args = ["--effects-data", str(tmp_path / "fx"), "--cache", str(tmp_path / "cache")]
+    assert bench.main([*args, "-o", str(tmp_path / "a.json")]) == 0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    assert bench.main([*args, "-o", str(tmp_path / "b.json")]) == 0  # from the cache
+    a, b = (json.loads((tmp_path / n).read_text())["summary"] for n in ("a.json", "b.json"))
+    assert a["fx_n"] == 2 and a["fx_bg_psnr_effect"] == b["fx_bg_psnr_effect"]
+    region = a["fx_bg_psnr_effect"]
+    assert region["oracle"] > region["classical"] + 6.0  # the GT shadow divided out of classical's background

@@ -19,7 +19,9 @@ class EffectEstimate:
         alpha: ``H×W`` effect alpha in ``[0, 1]``.
         color: ``H×W×3`` effect colour (0 for a shadow).
         background: ``H×W×3`` the background with the effect removed.
-        score: detection score (contrast in log-luminance, or explained variance share).
+        score: detection score (matched-filter score, or explained variance share).
+        refilled: ``H×W`` bool, where the background under the object was filled anew from the
+            cleaned ground around it (None: nowhere); the layer's colour is re-solved there.
     """
 
     kind: str
@@ -27,6 +29,7 @@ class EffectEstimate:
     color: np.ndarray
     background: np.ndarray
     score: float
+    refilled: np.ndarray | None = None
 
 
 def odd(x: float, lo: int = 3) -> int:

@@ -1,0 +1,344 @@
+"""Shadow part of :class:`~layerkit.modules.effects.shadow_reflection.ShadowReflectionEffects`.
+
+A cast shadow multiplies the ground by ``r = 1 − a`` (``a`` the shadow's alpha over black), so
+in log-luminance it *adds* ``log(1 − a)`` to the ground's own ``log B̂``. The ground's texture is
+the noise of every test here, and it is fought in the gradient domain:
+
+* **Detection** (matched filter): for a candidate shadow mask ``P`` (the object's silhouette
+  projected from its lowest row along a direction ``(sx, sy)``, a distant light on the ground
+  plane), the least-squares drop across the mask's outline is
+  ``c = Σ ∇L·∇P / Σ |∇P|²`` (``L`` = log-luminance). A shadow gives ``c ≈ log(1 − a) < 0`` along
+  the whole outline; texture gives ``c ≈ 0`` with a spread ``σ_g / sqrt(Σ |∇P|²)``, ``σ_g`` the
+  RMS gradient of the ground around the object. The score is ``z = −c / spread`` with ``c``
+  pulled toward the drop of the median one of ``sectors`` parts of the outline (a shadow
+  darkens all along it, a coincidence of texture one part), lowered by the same drop on the two
+  chromaticity channels (a shadow keeps the ground's colour: a dark neighbouring object has its own). Slow illumination changes of the
+  ground have no gradient along a small outline, so they do not bias ``c``.
+* **Strength** (:func:`matched_strength`): a shadow keeps the ground's chromaticity, so each
+  pixel of the candidate's core is compared with the lit ring around it *in the same
+  chromaticity bin* (the same material); the strength (near the contact and far from it: the
+  fade) makes the median corrected difference zero. The share of core pixels darker than their
+  match and the share that found one (a dark neighbour of another colour finds none) decide,
+  with the outline's own edge (:meth:`ShadowMixin._fit`, a robust fit of ``∇log(1 − a)`` to
+  ``∇L`` that also picks the penumbra), whether it is a shadow.
+* **Removal**: ``B̂ = B / (1 − a)`` with ``a`` the fitted model at full resolution: the ground
+  is divided by a smooth shading field, so its texture stays. Under the object, which the
+  decomposer filled from the shadowed ground, the background is filled again from the cleaned one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from layerkit.modules.effects.common import EffectEstimate
+from layerkit.modules.effects.common import fill as _fill
+from layerkit.modules.effects.common import luma as _luma
+from layerkit.modules.effects.common import odd as _odd
+from layerkit.types import alpha_bbox
+
+#: coarse grid of light directions (``sy`` < 0: cast behind the object, > 0: in front)
+SY_GRID = (-0.55, -0.45, -0.36, -0.28, -0.21, -0.15, -0.1, 0.12, 0.2, 0.28)
+SX_GRID = tuple(float(v) for v in np.linspace(-1.4, 1.4, 21))
+
+
+def affine(sx: float, sy: float, yb: float) -> np.ndarray:
+    """The ground-plane projection from the contact row ``yb`` (``2×3``, for ``cv2.warpAffine``)."""
+    return np.array([[1.0, -sx, sx * yb], [0.0, -sy, yb * (1.0 + sy)]])
+
+
+def grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences ``(∂x, ∂y)`` of an ``H×W`` map (zero on the border)."""
+    gx = np.zeros_like(x)
+    gy = np.zeros_like(x)
+    gx[:, 1:-1] = 0.5 * (x[:, 2:] - x[:, :-2])
+    gy[1:-1] = 0.5 * (x[2:] - x[:-2])
+    return gx, gy
+
+
+def soft_shadow(sil: np.ndarray, sx: float, sy: float, yb: float, sig0: float, sig1: float,
+                oh: float) -> tuple[np.ndarray, np.ndarray]:
+    """Projected silhouette blurred by ``sig0 + sig1·d`` (``d`` = height above the contact / object
+    height, carried along by the projection) → ``(soft mask, d)``, both ``H×W`` in ``[0, 1]``."""
+    h, w = sil.shape
+    m = affine(sx, sy, yb)
+    proj = cv2.warpAffine(sil, m, (w, h), flags=cv2.INTER_LINEAR)
+    ys = np.arange(h, dtype=np.float32)[:, None].repeat(w, axis=1)
+    dist = cv2.warpAffine(np.clip((yb - ys) / max(oh, 1.0), 0.0, 1.0), m, (w, h), flags=cv2.INTER_LINEAR)
+    sigmas = np.linspace(max(sig0, 0.3), max(sig0, 0.3) + max(sig1, 0.0), 3)
+    wide = cv2.GaussianBlur(proj, (0, 0), float(sigmas[-1]))
+    d = np.clip(cv2.GaussianBlur(proj * dist, (0, 0), float(sigmas[-1])) / np.maximum(wide, 1e-4), 0.0, 1.0)
+    levels = np.stack([cv2.GaussianBlur(proj, (0, 0), float(s)) for s in sigmas])
+    pos = d * (len(sigmas) - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(sigmas) - 2)
+    t = pos - lo
+    soft = (1 - t) * np.take_along_axis(levels, lo[None], 0)[0] + t * np.take_along_axis(levels, lo[None] + 1, 0)[0]
+    return soft.astype(np.float32), d.astype(np.float32)
+
+
+class ShadowMixin:
+    """``_shadow`` for a stage with ``work_side``, ``reach``, ``min_darkening``, ``min_contrast``,
+    ``max_chroma_shift``, ``chroma_weight`` and ``trace``."""
+
+    work_side: int
+    reach: float
+    min_darkening: float
+    min_contrast: float
+    max_chroma_shift: float
+    chroma_weight: float
+    fit_tau: float
+    sectors: int
+    candidates: int
+    chroma_bin: float
+    min_dark_share: float
+    min_cover: float
+    min_edge: float
+    core_level: float
+    trace: dict[str, Any]
+
+    def _roi(self, alpha: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
+        h, w = alpha.shape
+        x0, y0, x1, y1 = alpha_bbox(alpha, 0.02)  # type: ignore[misc]
+        oh = float(y1 - y0)
+        r = self.reach * oh
+        box = (max(0, int(x0 - r)), max(0, int(y0 - 0.8 * oh)), min(w, int(x1 + r)), min(h, int(y1 + 0.6 * oh)))
+        return box, min(1.0, self.work_side / max(oh, 1.0))
+
+    def _shadow(self, alpha: np.ndarray, background: np.ndarray) -> EffectEstimate | None:
+        (x0, y0, x1, y1), k = self._roi(alpha)
+        a_roi, b_roi = alpha[y0:y1, x0:x1], background[y0:y1, x0:x1]
+        hh, ww = a_roi.shape
+        sw, sh = max(8, int(round(ww * k))), max(8, int(round(hh * k)))
+        a_w = cv2.resize(a_roi, (sw, sh), interpolation=cv2.INTER_AREA)
+        b_w = cv2.resize(b_roi, (sw, sh), interpolation=cv2.INTER_AREA)
+        sil = (a_w > 0.5).astype(np.float32)
+        box = alpha_bbox(sil)
+        if box is None:
+            return None
+        oh, yb = float(box[3] - box[1]), float(box[3] - 1)
+        obj = cv2.dilate((a_w > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        eps = 1.0 / 255.0
+        logs = np.log(cv2.GaussianBlur(b_w, (0, 0), 0.7) + eps)
+        lum = np.log(_luma(np.exp(logs) - eps).clip(0, None) + eps)
+        u, v = logs[..., 0] - logs[..., 1], logs[..., 2] - logs[..., 1]
+        g_l, g_u, g_v = grad(lum), grad(u), grad(v)
+        free = (~obj).astype(np.float32)
+        area = float(sil.sum())
+
+        ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
+        g2 = g_l[0] ** 2 + g_l[1] ** 2
+        sig = float(np.sqrt(np.mean(g2[~obj]))) if (~obj).any() else 1.0  # the ground's RMS gradient
+        cx0 = 0.5 * (box[0] + box[2])
+
+        gall = np.stack([g_l[0], g_l[1], g_u[0], g_u[1], g_v[0], g_v[1]], axis=-1).reshape(-1, 6)
+        free_flat = free.ravel() > 0
+
+        def score(sx: float, sy: float) -> tuple[float, float, float] | None:
+            p = cv2.GaussianBlur(cv2.warpAffine(sil, affine(sx, sy, yb), (sw, sh), flags=cv2.INTER_LINEAR), (0, 0), 1.0)
+            if float((p * free).sum()) < 0.04 * area:
+                return None
+            px, py = grad(p)
+            px, py = px.ravel(), py.ravel()
+            idx = np.flatnonzero(free_flat & ((np.abs(px) + np.abs(py)) > 1e-4))  # the outline only
+            fx, fy = px[idx], py[idx]
+            wgt = fx * fx + fy * fy
+            energy = float(wgt.sum())
+            if energy < 1e-3 * oh:
+                return None
+            g = gall[idx]
+            dots = g[:, 0::2] * fx[:, None] + g[:, 1::2] * fy[:, None]  # (n, 3): L, u, v
+            # the drop per sector of the outline (around the shadow's centre): a shadow darkens all
+            # along it, a coincidence of the ground's texture on one part only
+            ang = np.arctan2(ys.ravel()[idx] - (yb + sy * 0.5 * oh), xs.ravel()[idx] - (cx0 + sx * 0.5 * oh))
+            sector = ((ang + np.pi) * (self.sectors / (2 * np.pi))).astype(np.int32).clip(0, self.sectors - 1)
+            e_s = np.bincount(sector, wgt, self.sectors)
+            d_l = np.bincount(sector, dots[:, 0], self.sectors)
+            tot = dots.sum(axis=0)
+            c_l = float(tot[0]) / energy
+            c_ch = float(abs(tot[1]) + abs(tot[2])) / energy
+            used = e_s > 0.05 * energy
+            per = np.sort(d_l[used] / e_s[used])  # most negative first
+            c_med = float(per[len(per) // 2]) if len(per) else 0.0  # the median sector's drop
+            spread = (sig + 0.01) / np.sqrt(energy)
+            z = (-min(c_l, 0.5 * c_l + 0.5 * c_med) - self.chroma_weight * c_ch) / spread
+            return z, c_l, c_ch
+
+        coarse = []
+        for sy in SY_GRID:
+            for sx in SX_GRID:
+                r = score(sx, sy)
+                if r is not None:
+                    coarse.append((r[0], sx, sy))
+        coarse.sort(reverse=True)
+        self.trace["shadow_contrast"] = coarse[0][0] if coarse else 0.0
+        seeds: list[tuple[float, float, float]] = []
+        for c in coarse:  # distinct directions, best first
+            if c[0] >= self.min_contrast and all(abs(c[1] - q[1]) > 0.2 or abs(c[2] - q[2]) > 0.1 for q in seeds):
+                seeds.append(c)
+            if len(seeds) >= self.candidates:
+                break
+        refined = [self._refine(score, seed) for seed in seeds]
+        for z, sx, sy in sorted(refined, reverse=True):
+            if z < self.min_contrast:
+                break
+            _, c_l, c_ch = score(sx, sy)  # type: ignore[misc]
+            self.trace.update(shadow_z=z, shadow_sx=sx, shadow_sy=sy, shadow_drop=c_l, shadow_chroma_shift=c_ch)
+            if c_ch > self.max_chroma_shift * max(-c_l, 1e-3):
+                continue
+            soft, dist = soft_shadow(sil, sx, sy, yb, 0.6, 0.03 * oh, oh)
+            m = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin)
+            if m is None:
+                continue
+            strength, fade, dark, cover = m
+            self.trace.update(shadow_darkening=strength, shadow_fade=fade, shadow_dark_share=dark, shadow_cover=cover)
+            if strength < self.min_darkening or dark < self.min_dark_share or cover < self.min_cover:
+                continue
+            edge, sig0, sig1 = self._fit(sil, lum, obj, sx, sy, yb, oh, fade)
+            self.trace["shadow_edge"] = edge
+            if edge < self.min_edge * strength:
+                continue
+            if self.core_level != 0.5:  # the strength again, on the fitted penumbra's inner core
+                soft, dist = soft_shadow(sil, sx, sy, yb, sig0, sig1, oh)
+                again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
+                if again is not None:
+                    strength, fade = again[0], again[1]
+                    self.trace.update(shadow_darkening=strength, shadow_fade=fade)
+            return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z)
+        return None
+
+    @staticmethod
+    def _refine(score: Any, seed: tuple[float, float, float]) -> tuple[float, float, float]:
+        """Two finer grid steps around a coarse direction → ``(z, sx, sy)``."""
+        best = seed
+        for step_x, step_y in ((0.07, 0.04), (0.03, 0.015)):
+            _, sx0, sy0 = best
+            for sx in np.linspace(sx0 - step_x, sx0 + step_x, 5):
+                for sy in np.linspace(sy0 - step_y, sy0 + step_y, 5):
+                    if abs(sy) < 0.05:
+                        continue
+                    r = score(float(sx), float(sy))
+                    if r is not None and r[0] > best[0]:
+                        best = (r[0], float(sx), float(sy))
+        return best
+
+    def _remove(self, alpha: np.ndarray, background: np.ndarray, roi: tuple[int, int, int, int], k: float, oh: float,
+                sx: float, sy: float, strength: float, fade: float, sig0: float, sig1: float, z: float) -> EffectEstimate:
+        """The model at full resolution: the shadow's alpha and ``B / (1 − a)`` (the ground's texture kept)."""
+        x0, y0, x1, y1 = roi
+        a_roi, b_roi = alpha[y0:y1, x0:x1], background[y0:y1, x0:x1]
+        box_f = alpha_bbox((a_roi > 0.5).astype(np.float32))
+        yb_f = float(box_f[3] - 1)  # type: ignore[index]
+        soft, dist = soft_shadow((a_roi > 0.5).astype(np.float32), sx, sy, yb_f, sig0 / k, sig1 / k, oh / k)
+        a_full = np.clip(strength * soft * (1.0 - fade * dist), 0.0, 1.0)
+        a_full = np.minimum(a_full, 1.0 - b_roi.max(axis=2)).astype(np.float32)  # keeps B / (1 − a) within [0, 1]
+        out_a = np.zeros(alpha.shape, np.float32)
+        out_a[y0:y1, x0:x1] = a_full
+        clean = background.copy()
+        c_roi = np.clip(b_roi / np.maximum(1.0 - a_full[..., None], 1e-3), 0.0, 1.0)
+        # under the object the background was filled from the shadowed ground around it: fill it
+        # again from the cleaned ground (harmonic, as the classical decomposer does)
+        hole = a_roi > 0.5
+        refilled = np.zeros(alpha.shape, bool)
+        if hole.any() and (a_full[hole] > 0.02).any():
+            c_roi = _fill(c_roi, hole)
+            refilled[y0:y1, x0:x1] = hole
+        clean[y0:y1, x0:x1] = c_roi
+        return EffectEstimate("shadow", out_a, np.zeros_like(background), np.clip(clean, 0.0, 1.0), z,
+                              refilled if refilled.any() else None)
+
+    def _fit(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yb: float,
+             oh: float, fade: float) -> tuple[float, float, float]:
+        """Strength and penumbra of the outline alone: robust least squares on ``∇L`` over its band.
+
+        The strength seen by the edge is biased low on textured ground (the ground's own edges
+        crossing the band), so it serves as a check of the matched strength (an edge must be
+        there) and to choose the penumbra.
+
+        Returns:
+            ``(strength, sigma0, sigma1)``, sigmas in work pixels.
+        """
+        gl = grad(lum)
+        tau2 = self.fit_tau ** 2
+        strengths = np.linspace(0.0, 0.9, 46)
+        best = (np.inf, 0.0, 0.6, 0.03 * oh)
+        for s0 in (0.6, 1.2):
+            for s1 in (0.0, 0.02, 0.04, 0.06):
+                soft, dist = soft_shadow(sil, sx, sy, yb, s0, s1 * oh, oh)
+                band = (soft > 0.01) & (soft < 0.99) & ~obj
+                if band.sum() < 16:
+                    continue
+                m = soft * (1.0 - fade * dist)
+                gm = grad(m)
+                mb, mx, my, lx, ly = m[band], gm[0][band], gm[1][band], gl[0][band], gl[1][band]
+                # ∇log(1 − s·m) = −s·∇m / (1 − s·m), for every strength at once; Cauchy loss: the
+                # ground's strong edges crossing the band are outliers
+                den = 1.0 - strengths[:, None] * mb[None]
+                px, py = -strengths[:, None] * mx[None] / den, -strengths[:, None] * my[None] / den
+                res = np.log1p(((lx[None] - px) ** 2 + (ly[None] - py) ** 2) / tau2).sum(axis=1)
+                res -= res[0]  # relative to no shadow (bands of different size compare)
+                i = int(np.argmin(res))
+                if res[i] < best[0]:
+                    best = (float(res[i]), float(strengths[i]), s0, s1 * oh)
+        return best[1], best[2], best[3]
+
+
+def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.ndarray, dist: np.ndarray,
+                     obj: np.ndarray, oh: float, bin_width: float,
+                     core_level: float = 0.5) -> tuple[float, float, float, float] | None:
+    """Strength and fade of a candidate shadow against the lit ground *of the same colour* next to it.
+
+    A shadow keeps the ground's chromaticity ``(u, v)`` (log R/G, log B/G) and lowers its
+    log-luminance by ``log(1 − a)``. Each pixel of the shadow's core is compared with the ring
+    pixels around the shadow in the same chromaticity bin (the same material, lit): the
+    strength makes the median corrected difference zero, separately near the contact and far
+    from it (the fade). A dark neighbour of another colour finds no lit pixels of its colour.
+
+    Args:
+        lum, u, v: ``H×W`` log-luminance and log-chromaticities of the ground.
+        soft, dist: the candidate's soft mask and height map (:func:`soft_shadow`).
+        obj: ``H×W`` bool, the object (excluded).
+        oh: object height in pixels (sets the ring's width).
+        bin_width: chromaticity bin width (log units).
+        core_level: the core is where the soft mask exceeds this.
+
+    Returns:
+        ``(strength, fade, dark_share, cover)``: ``dark_share`` = share of core pixels darker
+        than their lit match, ``cover`` = share of core pixels that found one; None when the
+        core or the ring is empty.
+    """
+    core = (soft > core_level) & ~obj
+    kk = _odd(0.25 * oh)
+    ring = cv2.dilate((soft > 0.02).astype(np.uint8), np.ones((kk, kk), np.uint8)).astype(bool) & (soft <= 0.02) & ~obj
+    if core.sum() < 8 or ring.sum() < 8:
+        return None
+    key = np.floor(u / bin_width).astype(np.int64) * 100003 + np.floor(v / bin_width).astype(np.int64)
+    kr, kc = key[ring], key[core]
+    uk, inv = np.unique(kr, return_inverse=True)
+    cnt = np.bincount(inv)
+    mean = np.bincount(inv, lum[ring]) / cnt
+    pos = np.searchsorted(uk, kc).clip(0, len(uk) - 1)
+    ok = (uk[pos] == kc) & (cnt[pos] >= 5)
+    cover = float(ok.mean())
+    if ok.sum() < 8:
+        return None
+    diff = lum[core][ok] - mean[pos[ok]]
+    m, d = soft[core][ok], dist[core][ok]
+    dark = float((diff < 0).mean())
+    grid = np.linspace(0.02, 0.9, 89)
+
+    def solve(sel: np.ndarray) -> float:
+        cost = np.abs(np.median(diff[sel][None] - np.log(1.0 - grid[:, None] * m[sel][None]), axis=1))
+        return float(grid[int(np.argmin(cost))])
+
+    s_all = solve(np.ones_like(diff, bool))
+    near, far = d < 0.5, d >= 0.5
+    if near.sum() < 8 or far.sum() < 8:
+        return s_all, 0.0, dark, cover
+    s_n, s_f = solve(near), solve(far)
+    d_n, d_f = float(d[near].mean()), float(d[far].mean())
+    # s_i = s·(1 − f·d_i)  →  f, s (the fade only weakens the shadow away from the contact)
+    fade = float(np.clip((s_n - s_f) / max(s_n * d_f - s_f * d_n, 1e-6), 0.0, 0.6)) if s_n > s_f else 0.0
+    strength = float(np.clip(s_n / max(1.0 - fade * d_n, 1e-3), 0.0, 0.95))
+    return strength, fade, dark, cover
