@@ -158,3 +158,21 @@ def test_cli_edit_bad_input_exits_2_without_output(tmp_path, stack, capsys):
     for bad in (["--move", "1:abc"], ["--recolor", "1:tint=3"], ["--merge", "1"], ["--remove", "1:2"], ["--scale", "1"], []):
         assert main(["edit", str(src), *bad, "-o", str(out)]) == 2
         assert not out.exists()
+
+
+def test_cli_edit_takes_the_layer_and_its_value_as_two_words(tmp_path, stack, capsys):
+    src = tmp_path / "stack"
+    stack.save(src)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main(["edit", str(src), "--move", "1", "8,0", "--scale", "2", "1.2", "-o", str(a)]) == 0
+    assert main(["edit", str(src), "--move", "1:8,0", "--scale", "2:1.2", "-o", str(b)]) == 0
+    from layerkit.io.image import load_image
+
+    np.testing.assert_array_equal(load_image(a), load_image(b))
+    capsys.readouterr()
+    out = tmp_path / "c.png"
+    for bad, msg in ((["--move", "1", "8,0", "extra"], "got 3 values"), (["--move", "1:2,2", "8,0"], "got 2 values")):
+        assert main(["edit", str(src), *bad, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], err
+        assert not out.exists()

@@ -20,7 +20,7 @@ layers are named by index in the stack as loaded (0 = background, counting up to
 -1 = the top one) or by name; edits run in the order given, and an index keeps meaning the
 layer it named when the stack was loaded (after --remove 1, "3" is still the old layer 3).
 
-  --move L:DX,DY        shift by pixels (integers keep alpha bit-exact)
+  --move L:DX,DY        shift by pixels (integers keep alpha bit-exact); "--move 1 80,0" works too
   --scale L:F[,FY]      scale about the layer's centre
   --rotate L:DEG        rotate counter-clockwise about the layer's centre
   --recolor L:hue=H,sat=S,bright=B   hue shift in degrees, saturation/brightness factors
@@ -42,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for op, meta in (("move", "L:DX,DY"), ("scale", "L:F[,FY]"), ("rotate", "L:DEG"), ("recolor", "L:hue=H,sat=S,bright=B"),
                      ("duplicate", "L[:DX,DY]"), ("remove", "L"), ("reorder", "L:POS"), ("hide", "L"), ("show", "L"),
                      ("merge", "A-B")):
-        p.add_argument(f"--{op}", dest=op, action=InOrder, metavar=meta, help=f"{op} (repeatable; see below)")
+        valued = op not in ("remove", "hide", "show", "merge")
+        p.add_argument(f"--{op}", dest=op, action=InOrder, metavar=meta, nargs="+" if valued else None,
+                       help=f"{op} (repeatable; see below)" + ("; 'L ARGS' also works" if valued else ""))
     p.add_argument("-o", "--output", required=True, help="flat image (.png …) or stack (.psd, .ora, folder)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.set_defaults(func=run, in_order=[])
@@ -56,14 +58,19 @@ def _ref(text: str) -> int | str:
         return t
 
 
-def parse_edit(op: str, text: str) -> Any:
-    """One command-line edit (``op``, ``"L:ARGS"``) → :class:`~layerkit.editing.Edit`.
+def parse_edit(op: str, text: str | list[str]) -> Any:
+    """One command-line edit (``op``, ``"L:ARGS"`` or ``["L", "ARGS"]``) → :class:`~layerkit.editing.Edit`.
 
     Raises:
         EditError: malformed value.
     """
     from layerkit.editing import Edit, EditError
 
+    if isinstance(text, (list, tuple)):  # "--move 1 80,0" is "--move 1:80,0"
+        if len(text) > 2 or (len(text) == 2 and ":" in text[0]):
+            raise EditError(f"--{op} got {len(text)} values {' '.join(text)!r}; give L:ARGS or L ARGS "
+                            "(and the stack before the options)")
+        text = ":".join(text)
     target, sep, rest = text.partition(":")
     if not target.strip():
         raise EditError(f"--{op} {text!r} names no layer; start with a layer index or name")
