@@ -36,6 +36,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from layerkit.errors import ConfigError
 from layerkit.modules.base import Orderer
 from layerkit.modules.orderer.evidence import contested_owner, object_box
 from layerkit.modules.orderer.occlusion import continuation_score, rank, split_contested
@@ -43,9 +44,10 @@ from layerkit.ops.boxes import Box, box_intersection, box_union
 from layerkit.types import Prompt
 
 FEATURES = ("contested", "tight", "hull", "junction10", "junction20", "straight5", "straight10", "straight20",
-            "cover")
+            "cover", "hull_h", "junction20_h", "straight10_h", "straight20_h",
+            "contested_g", "tight_g")
 #: logistic weights of :data:`FEATURES`, fitted by ``benchmarks/ordering_fit.py`` on the TUNE stacks
-WEIGHTS = (0.109, 0.95, 0.973, -0.53, 0.191, -0.223, 1.179, 1.786, -0.653)
+WEIGHTS = (0.049, 0.054, 0.576, -0.059, 0.032, -0.075, 0.428, 0.685, -0.717, 0.421, 0.386, 0.88, 1.263, 0.345, 0.879)
 #: pixels around the two objects' boxes that the cues look at
 MARGIN = 24
 
@@ -145,14 +147,37 @@ def _raw(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray, pbox_i: Box |
     if overlap is not None:
         x0, y0, x1, y1 = overlap
         cover = float(ai[y0:y1, x0:x1].mean() - aj[y0:y1, x0:x1].mean())
+    contested = contested_owner(image, ai, aj)[0] if image is not None else 0.0
+    tight = tightness(mi, mj, pbox_i, pbox_j)
+    g = min(_fill(mi, pbox_i), _fill(mj, pbox_j))
     return np.array([
-        contested_owner(image, ai, aj)[0] if image is not None else 0.0,
-        tightness(mi, mj, pbox_i, pbox_j),
+        contested,
+        tight,
         continuation_score(si, sj),
         junction_area(si, sj, 10), junction_area(si, sj, 20),
         junction_straightness(si, sj, 5), junction_straightness(si, sj, 10), junction_straightness(si, sj, 20),
         cover,
+        *_hypotheses(mi, mj),
+        contested * g, tight * g,
     ])
+
+
+def _fill(mask: np.ndarray, box: Box | None, full: float = 0.3) -> float:
+    """How much of its box the mask fills, relative to ``full`` (capped at 1; 1 without a box)."""
+    if box is None:
+        return 1.0
+    x0, y0, x1, y1 = (int(v) for v in box)
+    area = max(1, (x1 - x0) * (y1 - y0))
+    return min(1.0, float(mask[max(0, y0):y1, max(0, x0):x1].sum()) / area / full)
+
+
+def _hypotheses(mi: np.ndarray, mj: np.ndarray) -> list[float]:
+    """The geometric cues averaged over the two partitions "contested pixels are i's" (i in front)
+    and "they are j's" (j in front)."""
+    parts = [(mi, mj & ~mi), (mi & ~mj, mj)] if (mi & mj).any() else [(mi, mj)]
+    rows = [[continuation_score(a, b), junction_area(a, b, 20), junction_straightness(a, b, 10),
+             junction_straightness(a, b, 20)] for a, b in parts]
+    return [float(v) for v in np.mean(rows, axis=0)]
 
 
 def _shift(box: Box | None, x: int, y: int) -> Box | None:
@@ -224,12 +249,16 @@ class CueOrderer(Orderer):
 
     Args:
         weights: one weight per name in :data:`FEATURES` (default: the fitted :data:`WEIGHTS`).
+
+    Raises:
+        ConfigError: not one weight per feature.
     """
 
-    def __init__(self, weights: tuple[float, ...] | list[float] = WEIGHTS) -> None:
+    def __init__(self, weights: tuple[float, ...] = WEIGHTS) -> None:
         self.weights = tuple(float(x) for x in weights)
         if len(self.weights) != len(FEATURES):
-            raise ValueError(f"orderer weights must give one value per feature {list(FEATURES)}, got {len(self.weights)}")
+            raise ConfigError(f"orderer.weights needs {len(FEATURES)} values, one per cue {list(FEATURES)}, got "
+                              f"{len(self.weights)}; leave it unset for the fitted defaults")
 
     def __call__(self, image: np.ndarray, alphas: list[np.ndarray], prompts: list[Prompt | None]) -> list[int]:
         return rank(score_matrix(image, alphas, prompts, self.weights))
