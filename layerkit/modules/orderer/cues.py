@@ -139,27 +139,31 @@ def tightness(mi: np.ndarray, mj: np.ndarray, box_i: Box | None, box_j: Box | No
     return float(np.tanh(5.0 * (lost_i - lost_j)))
 
 
-def _raw(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray, pbox_i: Box | None, pbox_j: Box | None,
-         overlap: Box | None) -> np.ndarray:
+def _split_cues(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray) -> np.ndarray:
+    """The cues whose tie-breaks favour the first argument (contested colour owner, and the
+    geometric cues on the colour split): ``pair_features`` averages both argument orders."""
     mi, mj = ai > 0.5, aj > 0.5
     si, sj = split_contested(image, mi, mj)
+    return np.array([
+        contested_owner(image, ai, aj)[0] if image is not None else 0.0,
+        continuation_score(si, sj),
+        junction_area(si, sj, 10), junction_area(si, sj, 20),
+        junction_straightness(si, sj, 5), junction_straightness(si, sj, 10), junction_straightness(si, sj, 20),
+    ])
+
+
+def _features(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray, pbox_i: Box | None, pbox_j: Box | None,
+              overlap: Box | None) -> np.ndarray:
+    """:data:`FEATURES` on a crop; the cues outside :func:`_split_cues` are exactly antisymmetric as they are."""
+    mi, mj = ai > 0.5, aj > 0.5
+    split = (_split_cues(image, ai, aj) - _split_cues(image, aj, ai)) / 2.0
     cover = 0.0
     if overlap is not None:
         x0, y0, x1, y1 = overlap
         cover = float(ai[y0:y1, x0:x1].mean() - aj[y0:y1, x0:x1].mean())
-    contested = contested_owner(image, ai, aj)[0] if image is not None else 0.0
     tight = tightness(mi, mj, pbox_i, pbox_j)
     g = min(_fill(mi, pbox_i), _fill(mj, pbox_j))
-    return np.array([
-        contested,
-        tight,
-        continuation_score(si, sj),
-        junction_area(si, sj, 10), junction_area(si, sj, 20),
-        junction_straightness(si, sj, 5), junction_straightness(si, sj, 10), junction_straightness(si, sj, 20),
-        cover,
-        *_hypotheses(mi, mj),
-        contested * g, tight * g,
-    ])
+    return np.array([split[0], tight, *split[1:], cover, *_hypotheses(mi, mj), split[0] * g, tight * g])
 
 
 def _fill(mask: np.ndarray, box: Box | None, full: float = 0.3) -> float:
@@ -211,7 +215,7 @@ def pair_features(image: np.ndarray | None, alpha_i: np.ndarray, alpha_j: np.nda
     img = None if image is None else image[crop]
     ai, aj = alpha_i[crop], alpha_j[crop]
     pi, pj, ov = _shift(prompt_box_i, x0, y0), _shift(prompt_box_j, x0, y0), _shift(box_intersection(box_i, box_j), x0, y0)
-    return (_raw(img, ai, aj, pi, pj, ov) - _raw(img, aj, ai, pj, pi, ov)) / 2.0
+    return _features(img, ai, aj, pi, pj, ov)
 
 
 def _prompt_box(prompt: Prompt | None) -> Box | None:
