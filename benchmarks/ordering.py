@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Occlusion-ordering benchmark: the configured orderer vs ``modules/orderer/occlusion.py`` on the same first pass.
+"""Occlusion-ordering benchmark: the orderers of ``modules/orderer/`` compared on the same first pass.
 
 On a ``layerkit make-dataset`` folder, each object is segmented once on the input with the box
 of its visible part (the first pass of ``order="auto"``); the alphas are cached in ``OUT/alphas``
 so orderers can be compared without re-running the pipeline. The objects are given in a seeded
 random order. Reported: the share of GT object pairs whose GT alphas overlap that are put in
 the right depth order (pairwise) and the share of stacks with every such pair right (whole).
+
+Orderers: ``evidence`` (``modules/orderer/evidence.py``), ``occlusion`` (``modules/orderer/occlusion.py``),
+``cues`` (``modules/orderer/cues.py``, the default ``orderer.backend``).
 
 Usage:
     python benchmarks/ordering.py multi3/ -o bench_order/ [--config classical+peel] [--limit N]
@@ -26,10 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
-from layerkit.modules.orderer import evidence, occlusion  # noqa: E402
+from layerkit.modules.orderer import cues, evidence, occlusion  # noqa: E402
 
-Orderer = Callable[[list, list, np.ndarray], list]
-ORDERERS: dict[str, Orderer] = {"evidence": evidence.occlusion_order, "occlusion": occlusion.occlusion_order}
+Orderer = Callable[[np.ndarray, list, list], list]  # (image, alphas, prompts) -> order, front first
+ORDERERS: dict[str, Orderer] = {
+    "evidence": evidence.OcclusionOrderer(),
+    "occlusion": lambda img, al, pr: occlusion.occlusion_order(al, [evidence.object_box(a, p) for a, p in zip(al, pr)], img),
+    "cues": cues.CueOrderer(),
+}
 
 
 def first_pass(data: Path, cache: Path, config: str, limit: int | None) -> None:
@@ -55,7 +62,7 @@ def score(data: Path, cache: Path, order_fn: Orderer, seed: int, limit: int | No
         gt, img, prompts = s.ground_truth(), load_image(s.path / "composite.png"), s.prompts("box")
         k = len(al)
         perm = np.random.default_rng([seed, int(s.id) if s.id.isdigit() else 0]).permutation(k)
-        order = order_fn([al[i] for i in perm], [evidence.object_box(al[i], prompts[i]) for i in perm], img)
+        order = order_fn(img, [al[i] for i in perm], [prompts[i] for i in perm])
         rank = {int(perm[i]) + 1: r for r, i in enumerate(order)}  # GT layer → predicted rank (0 = front)
         good = True
         for a in range(1, k + 1):

@@ -72,6 +72,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     # objects segmented on one image → front-to-back order, for Pipeline.layers(order="auto")
     "orderer": {
         "occlusion": "layerkit.modules.orderer.evidence:OcclusionOrderer",
+        "cues": "layerkit.modules.orderer.cues:CueOrderer",
     },
     # (image, alpha, F, B) → object layer with its cast shadow / reflection, cleaned B (LASAGNA)
     "effects": {

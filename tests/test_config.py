@@ -23,7 +23,7 @@ def test_classical_builds_with_components():
     assert comps["generator"] is None and comps["grounder"] is None
     assert type(comps["matter"]).__name__ == "ClosedFormMatter"
     assert type(comps["proposer"]).__name__ == "SaliencyProposer"
-    assert type(comps["orderer"]).__name__ == "OcclusionOrderer"
+    assert type(comps["orderer"]).__name__ == "CueOrderer"
     assert "classical" in available_configs()
 
 

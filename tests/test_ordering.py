@@ -1,4 +1,4 @@
-"""Occlusion ordering (layerkit/modules/orderer/occlusion.py): the continuation cue, the ranking, bad input."""
+"""Occlusion ordering: the continuation orderer (occlusion.py) and the fitted-cue orderer (cues.py), the ranking, bad input."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from layerkit.modules.orderer.evidence import object_box
 from layerkit.modules.orderer.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
+from layerkit.types import Prompt
 
 H, W = 80, 120
 
@@ -66,3 +67,133 @@ def test_bad_input() -> None:
     alphas, image = scene()
     with pytest.raises(ValueError, match="alphas but"):
         occlusion_order(alphas, [None], image)
+
+
+# ---- the fitted-cue orderer (layerkit/modules/orderer/cues.py), on synthetic textured scenes ----
+
+CH, CW = 120, 160
+
+
+def _texture(base: tuple[float, float, float], seed: int) -> np.ndarray:
+    """A ``CH×CW×3`` smooth random texture around colour ``base``."""
+    import cv2
+
+    noise = np.random.default_rng(seed).normal(0, 0.15, (CH // 4 + 1, CW // 4 + 1, 3)).astype(np.float32)
+    return np.clip(np.asarray(base, np.float32) + cv2.resize(noise, (CW, CH)), 0, 1)
+
+
+def _paint(layers: list[tuple[np.ndarray, tuple[float, float, float]]]) -> np.ndarray:
+    """Composite bool masks bottom → top, each filled with its own texture, over a textured ground."""
+    img = _texture((0.3, 0.4, 0.5), 1)
+    for k, (m, col) in enumerate(layers):
+        img[m] = _texture(col, k + 2)[m]
+    return img
+
+
+def _prompts(alphas: list[np.ndarray]) -> list[Prompt]:
+    from layerkit.types import alpha_bbox
+
+    return [Prompt(boxes=[list(alpha_bbox(a, 0.5))]) for a in alphas]
+
+
+def bar_scene() -> tuple[np.ndarray, list[np.ndarray]]:
+    """A thin diagonal bar in front of a square: the bar fills little of its box, the square most of the overlap."""
+    yy, xx = np.mgrid[:CH, :CW]
+    square = (xx >= 40) & (xx < 120) & (yy >= 20) & (yy < 100)
+    bar = (np.abs((yy - 10) - 0.9 * (xx - 30)) / np.hypot(1, 0.9) < 5) & (yy > 5) & (yy < 115) & (xx > 25) & (xx < 150)
+    img = _paint([(square, (0.8, 0.6, 0.2)), (bar, (0.2, 0.7, 0.3))])
+    return img, [(square & ~bar).astype(np.float32), bar.astype(np.float32)]     # [behind, front]
+
+
+def swallow_scene() -> tuple[np.ndarray, list[np.ndarray]]:
+    """A disc in front of a square of the same colours; the square's first-pass mask swallowed the
+    part of the disc inside its box (both claim it, colour cannot tell)."""
+    yy, xx = np.mgrid[:CH, :CW]
+    square = (xx >= 20) & (xx < 100) & (yy >= 20) & (yy < 100)
+    disc = (xx - 100) ** 2 + (yy - 60) ** 2 <= 30 ** 2
+    img = _paint([(square, (0.6, 0.5, 0.3)), (disc, (0.6, 0.5, 0.3))])
+    swallowed = square | (disc & (xx < 100))
+    return img, [swallowed.astype(np.float32), disc.astype(np.float32)]            # [behind, front]
+
+
+@pytest.mark.parametrize("make", [bar_scene, swallow_scene], ids=["thin-occluder", "swallowed-same-colour"])
+@pytest.mark.parametrize("perm", [(0, 1), (1, 0)])
+def test_cues_order_cases_the_old_orderers_get_wrong(make, perm: tuple[int, int]) -> None:
+    from layerkit.modules.orderer.cues import CueOrderer
+    from layerkit.modules.orderer.evidence import OcclusionOrderer
+
+    img, alphas = make()
+    a = [alphas[i] for i in perm]
+    pr = _prompts(a)
+    front = perm.index(1)
+    assert CueOrderer()(img, a, pr)[0] == front
+    # the old default (evidence: cover / contested colour) puts the one behind first here
+    assert OcclusionOrderer()(img, a, pr)[0] != front
+
+
+def test_thin_occluder_cues_point_the_right_way() -> None:
+    """The T-junction cues on their own: the bar's outline runs straight through the junctions, the square's turns."""
+    from layerkit.modules.orderer.cues import junction_straightness
+
+    _, (square, bar) = bar_scene()
+    assert junction_straightness(bar > 0.5, square > 0.5, 10) > 0.2
+    assert continuation_score(bar > 0.5, square > 0.5) > 0.5           # the square continues behind the bar
+
+
+def test_swallowed_occluder_is_found_by_box_tightness() -> None:
+    from layerkit.modules.orderer.cues import box_shrink, tightness
+
+    _, (swallowed, disc) = swallow_scene()
+    box_sq, box_disc = (20, 20, 100, 100), (70, 30, 131, 91)
+    assert box_shrink(disc > 0.5, box_disc) == 0.0
+    assert box_shrink(np.zeros_like(disc, bool), box_disc) == 4.0
+    # "square in front" leaves the disc only its part right of x = 100: far from its box's left side
+    assert tightness(disc > 0.5, swallowed > 0.5, box_disc, box_sq) > 0.9
+    assert tightness(swallowed > 0.5, disc > 0.5, box_sq, box_disc) < -0.9
+
+
+def test_three_object_stack_in_every_given_order() -> None:
+    """Square behind a disc, a diagonal bar in front of both: the whole order, whatever the given order."""
+    import itertools
+
+    from layerkit.modules.orderer.cues import CueOrderer
+
+    yy, xx = np.mgrid[:CH, :CW]
+    square = (xx >= 10) & (xx < 80) & (yy >= 15) & (yy < 95)
+    disc = (xx - 95) ** 2 + (yy - 60) ** 2 <= 32 ** 2
+    bar = (np.abs((yy - 5) - 0.8 * (xx - 55)) / np.hypot(1, 0.8) < 5) & (yy > 2) & (yy < 118)
+    img = _paint([(square, (0.8, 0.6, 0.2)), (disc, (0.7, 0.2, 0.6)), (bar, (0.2, 0.7, 0.3))])
+    vis = [square & ~disc & ~bar, disc & ~bar, bar]                        # back → front
+    for perm in itertools.permutations(range(3)):
+        a = [vis[i].astype(np.float32) for i in perm]
+        order = CueOrderer()(img, a, _prompts(a))
+        assert [perm[k] for k in order] == [2, 1, 0], perm
+
+
+def test_cue_features_are_antisymmetric_and_zero_apart() -> None:
+    from layerkit.modules.orderer.cues import FEATURES, pair_features
+
+    img, (back, front) = swallow_scene()
+    bb, bf = object_box(back), object_box(front)
+    f = pair_features(img, back, front, bb, bf, bb, bf)
+    g = pair_features(img, front, back, bf, bb, bf, bb)
+    assert f.shape == (len(FEATURES),) and np.abs(f).max() > 0.1
+    np.testing.assert_allclose(f, -g, atol=1e-9)
+    far = np.zeros_like(back)
+    far[5:15, 145:155] = 1
+    assert not pair_features(img, back, far, bb, object_box(far)).any()
+
+
+def test_cue_orderer_bad_input() -> None:
+    from layerkit import Pipeline
+    from layerkit.errors import ConfigError
+    from layerkit.modules.orderer.cues import CueOrderer, score_matrix
+
+    with pytest.raises(ConfigError, match="orderer.weights needs"):
+        CueOrderer(weights=(1.0, 2.0))
+    with pytest.raises(ConfigError, match="orderer.weights needs"):
+        Pipeline.from_config("classical", {"orderer.weights": [1.0]})
+    img, alphas = bar_scene()
+    with pytest.raises(ValueError, match="alphas but"):
+        score_matrix(img, alphas, [None])
+    assert type(Pipeline.from_config("classical").orderer).__name__ == "CueOrderer"   # the default backend

@@ -53,6 +53,7 @@ def _params(role: str, backend: str, tiny: Callable[[str], Path], tmp: Path) -> 
         ("proposer", "saliency"): lambda: {"min_contrast": 15.0, "n_segments": 100},
         ("proposer", "grounded"): lambda: {"phrases": "cat . dog .", "limit": 3},
         ("orderer", "occlusion"): lambda: {"tie": 0.1},
+        ("orderer", "cues"): lambda: {"weights": [0.5] * 15},
         ("generator", "diffusers_layers"): lambda: {"model": str(tiny("sdxl")), "steps": 2, "strength": 0.9},
         ("effects", "shadow_reflection"): lambda: {"effects": ["shadow"], "reach": 1.2},
         ("decomposer", "reflayer"): lambda: {"model": str(tmp / "reflayer"), "steps": 3},

@@ -11,7 +11,7 @@ the pixels where ``α`` is below 0.001. An object peeled from a completed backgr
 (hidden) part that the background completion painted in.
 
 Front-to-back order: given by the caller, or found by the pipeline's ``orderer`` stage on the
-input image (default :class:`~layerkit.modules.orderer.evidence.OcclusionOrderer`). That first
+input image (default :class:`~layerkit.modules.orderer.cues.CueOrderer`). That first
 pass is not wasted: a result whose region was not changed by an earlier peel is reused instead of
 recomputed.
 
@@ -150,7 +150,7 @@ def _auto_order(peeler: Peeler, prompts: Sequence[Prompt], names: Sequence[str],
         first[i] = (res, dt)
         found.append(i)
     if peeler.pipe.orderer is None:
-        raise PromptError("order='auto' needs an orderer stage and this pipeline has none; set orderer.backend=occlusion "
+        raise PromptError("order='auto' needs an orderer stage and this pipeline has none; set orderer.backend=cues "
                           "or give the order (order='given' or a list of prompt indices)")
     alphas = [first[i][0].alpha for i in found]
     order = peeler.pipe.orderer(peeler.image, alphas, [first[i][0].prompt for i in found])

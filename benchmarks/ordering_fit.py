@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Fit the weights of the ``cues`` orderer (``layerkit/modules/orderer/cues.py``) on tuning stacks.
+
+For every pair of objects in the ``layerkit make-dataset`` folders given, the antisymmetric cue
+features of :func:`layerkit.modules.orderer.cues.pair_features` are computed on the first-pass
+alphas that ``benchmarks/ordering.py`` cached (``CACHE/ID.npz``); pairs whose GT alphas overlap
+are labelled by their GT depth order. A logistic regression without intercept (scikit-learn,
+each pair added in both argument orders) is fitted for several L2 strengths; the strength with
+the best stack-grouped 5-fold cross-validated pairwise accuracy is refitted on all pairs and its
+weights printed (paste them into ``WEIGHTS``). Only the tuning folders are read: evaluate the
+weights on other objects with ``benchmarks/ordering.py``.
+
+Usage:
+    python benchmarks/ordering.py tune/ -o bench_tune/            # caches bench_tune/alphas
+    python benchmarks/ordering_fit.py tune/=bench_tune/alphas [more/=cache ...] -o fit.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
+from layerkit.io.image import load_image  # noqa: E402
+from layerkit.modules.orderer import cues  # noqa: E402
+from layerkit.modules.orderer.evidence import object_box  # noqa: E402
+
+CS = (0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def features(data: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per GT-overlapping pair ``(a below b)``: features of ``(a, b)`` (label: ``a`` is behind)."""
+    rows, groups = [], []
+    for s in find_layer_samples(data):
+        al = np.load(cache / f"{s.id}.npz")["alphas"].astype(np.float32)
+        gt, img, prompts = s.ground_truth(), load_image(s.path / "composite.png"), s.prompts("box")
+        for a in range(len(al)):
+            for b in range(a + 1, len(al)):
+                if float(np.minimum(gt[a + 1].alpha, gt[b + 1].alpha).sum()) > 0:
+                    rows.append(cues.pair_features(img, al[a], al[b], object_box(al[a], prompts[a]),
+                                                   object_box(al[b], prompts[b]), cues._prompt_box(prompts[a]),
+                                                   cues._prompt_box(prompts[b])))
+                    groups.append(f"{data}:{s.id}")
+    return np.array(rows), np.zeros(len(rows)), groups
+
+
+def fit(x: np.ndarray, c: float) -> np.ndarray:
+    """Weights of a no-intercept logistic regression of "first is in front" on ``±x`` (all rows: first behind)."""
+    from sklearn.linear_model import LogisticRegression
+
+    xa = np.concatenate([x, -x])
+    ya = np.concatenate([np.zeros(len(x)), np.ones(len(x))])
+    return LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(xa, ya).coef_[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("sets", nargs="+", help="DATA=CACHE: a make-dataset folder and its first-pass alpha cache")
+    p.add_argument("-o", "--output", type=Path, required=True, help="JSON with the weights and the CV figures")
+    args = p.parse_args(argv)
+    xs, groups = [], []
+    for item in args.sets:
+        data, _, cache = item.partition("=")
+        x, _, g = features(Path(data), Path(cache))
+        xs.append(x)
+        groups += g
+    x = np.concatenate(xs)
+    names = sorted(set(groups))
+    fold = {g: k % 5 for k, g in enumerate(np.random.default_rng(0).permutation(names))}
+    f = np.array([fold[g] for g in groups])
+    single = {n: {"right": float(np.mean(x[:, k] < 0)), "wrong": float(np.mean(x[:, k] > 0))}
+              for k, n in enumerate(cues.FEATURES)}
+    cv = {}
+    for c in CS:
+        s = np.zeros(len(x))
+        for k in range(5):
+            s[f == k] = x[f == k] @ fit(x[f != k], c)
+        cv[c] = float(np.mean(s < 0))
+    best = max(CS, key=lambda c: (cv[c], -c))
+    w = fit(x, best)
+    out = {"features": list(cues.FEATURES), "weights": [round(float(v), 3) for v in w], "C": best,
+           "cv_pairwise": cv, "pairs": len(x), "stacks": len(names), "single_cue": single}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=1))
+    for n, r in single.items():
+        print(f"{n:12s} right {r['right']:.3f} wrong {r['wrong']:.3f}")
+    print("CV pairwise by C:", {c: round(v, 3) for c, v in cv.items()})
+    print(f"C={best} weights:", out["weights"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
