@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.modules.base import Segmenter
-from layerkit.modules.segmenter.grabcut_parts import centred_ellipse, restore_dropped_parts, touches_frame
+from layerkit.modules.segmenter.grabcut_parts import centred_ellipse, continued_background, restore_dropped_parts, touches_frame
 from layerkit.ops.colour import colour_index, region_histogram
 from layerkit.types import Prompt
 
@@ -90,6 +90,10 @@ class GrabCutSegmenter(Segmenter):
             From a click GrabCut at 370 px stops at the part under it more often than at 640 px
             (real photos: mask IoU 0.63 → 0.70), but dev30 point prompts lose (SAD 9.54 → 11.91),
             so the shipped config leaves it off (docs/benchmarks.md).
+        side_band: background that enters the box across a side (not on the frame) and continues
+            the colour just outside it, up to this fraction of the box's size deep, starts the
+            ``histogram`` run as sure background (:func:`continued_background`); 0 turns it off.
+        side_tol: largest RGB distance (``[0, 1]`` units) from the colour outside the side.
 
     GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
     pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
@@ -100,7 +104,8 @@ class GrabCutSegmenter(Segmenter):
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
-                 frame_anchor: bool = False, point_max_side: int | None = None) -> None:
+                 frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
+                 side_tol: float = 0.06) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -122,6 +127,10 @@ class GrabCutSegmenter(Segmenter):
         self.restore_tolerance = restore_tolerance
         self.frame_anchor = frame_anchor
         self.point_max_side = point_max_side
+        if not 0.0 <= side_band < 0.5 or side_tol < 0.0:
+            raise ValueError(f"segmenter.side_band must be in [0, 0.5) and segmenter.side_tol >= 0; got {side_band}, {side_tol}")
+        self.side_band = side_band
+        self.side_tol = side_tol
         self.fill_holes = fill_holes
         self.max_hole = max_hole
         self.min_cover = min_cover
@@ -157,12 +166,19 @@ class GrabCutSegmenter(Segmenter):
         small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if k < 1 else image
         img8 = np.ascontiguousarray(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
         labels = self.initial_labels(prompt, (sh, sw), k)
+        band = None  # background runs entering the box across its sides: sure background for `histogram`
+        if self.side_band > 0 and prompt.boxes is not None and prompt.mask is None:
+            m = self.box_margin
+            band = np.zeros(labels.shape, bool)
+            for box in prompt.boxes * k:
+                band |= continued_background(small, box + np.array([-m, -m, m, m]), self.side_band, self.side_tol)
+            band &= labels == cv2.GC_PR_FGD
         if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
             labels[[0, -1], :] = cv2.GC_BGD
             labels[:, [0, -1]] = cv2.GC_BGD
         inits = self.inits if prompt.boxes is not None else ("box",)
         boxes = prompt.boxes * k if prompt.boxes is not None else None
-        mask = self._best_of(img8, small, labels, inits, boxes)
+        mask = self._best_of(img8, small, labels, inits, boxes, band)
         if self.fill_holes < 1.0 and mask.any():
             mask = fill_foreign_holes(small, mask, labels == cv2.GC_BGD, self.fill_holes, self.max_hole)
         if not mask.any() and inits != ("box",):
@@ -178,7 +194,7 @@ class GrabCutSegmenter(Segmenter):
         return mask
 
     def _best_of(self, img8: np.ndarray, small: np.ndarray, labels: np.ndarray, inits: tuple[str, ...],
-                 boxes: np.ndarray | None) -> np.ndarray:
+                 boxes: np.ndarray | None, band: np.ndarray | None = None) -> np.ndarray:
         """Run GrabCut from each initialisation; keep the mask with the best colour separation.
 
         The score is the separation from the ring around the mask (:func:`colour_separation`)
@@ -187,6 +203,11 @@ class GrabCutSegmenter(Segmenter):
         term asks the kept colours to be unlike the background the prompt vouches for; it was
         in the default until a held-out set showed it choosing worse (docs/benchmarks.md:
         120 composites, seed 1, α SAD 6.55 with it, 5.92 without; dev30 unchanged).
+
+        ``band`` (``H×W`` bool or None): background entering the box across its sides
+        (:func:`continued_background`), made sure background for the ``histogram`` run only — the
+        one that learns box background rarer outside the box as object; the ellipse runs already
+        start the box's rim as background.
         """
         import cv2
 
@@ -196,7 +217,11 @@ class GrabCutSegmenter(Segmenter):
             inits = tuple(i for i in inits if i != "frame")  # the same ellipse as "center": not run twice
 
         def run(init: str) -> tuple[np.ndarray, float]:
-            mask = self._grabcut(img8, self.initialise(labels, init, small, boxes))
+            lab = labels
+            if band is not None and init == "histogram" and band.any():
+                lab = labels.copy()
+                lab[band] = cv2.GC_BGD
+            mask = self._grabcut(img8, self.initialise(lab, init, small, boxes))
             if len(inits) == 1:
                 return mask, 0.0
             score = colour_separation(small, mask)

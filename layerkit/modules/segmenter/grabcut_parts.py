@@ -119,3 +119,57 @@ def restore_dropped_parts(image: np.ndarray, chosen: np.ndarray, others: list[np
             if sep > threshold and colour_separation(image, out | part) >= ring - allowed:
                 out |= part
     return out
+
+
+def continued_background(image: np.ndarray, box: np.ndarray, depth: float = 0.05, tol: float = 0.06,
+                         strip: int = 3, frame_tol: float = 1.0) -> np.ndarray:
+    """Pixels just inside a box side that continue, unbroken, the background just outside it.
+
+    A box drawn by a user has slack: background crosses its sides (a tree behind a giraffe's
+    head enters the box from the right). GrabCut starts everything inside the box as "probably
+    foreground", and a background region that is more frequent inside the box than outside
+    (the histogram initialisation's test) is then learnt as object and kept up to the box side.
+    Along each box side not on the image frame, a pixel within ``depth`` × the box's size of the
+    side is background when it and every pixel between it and the side differ from the mean
+    colour of the ``strip`` pixels just outside the side (same row or column) by at most ``tol``
+    (Euclidean RGB distance in ``[0, 1]``). Where the object itself touches the side (a tight
+    box), its colour breaks the run at once and nothing is marked.
+
+    Args:
+        image: ``H×W×3`` float RGB in ``[0, 1]`` (the working size).
+        box: ``(x0, y0, x1, y1)`` at the working size (``x1, y1`` exclusive).
+        depth: how far runs reach into the box, as a fraction of the box's width (left/right
+            sides) or height (top/bottom).
+        tol: largest colour distance from the outside strip.
+        strip: width in pixels of the outside strip averaged per row / column.
+        frame_tol: a side within this many pixels of the frame has nothing outside it.
+
+    Returns:
+        ``H×W`` bool, the background runs (inside the box only).
+    """
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    out = np.zeros((h, w), bool)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return out
+    sub = image[y0:y1, x0:x1]
+    dx, dy = max(1, int(depth * (x1 - x0))), max(1, int(depth * (y1 - y0)))
+
+    def runs(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+        # inner: n×d×3 (column 0 at the side, inwards), outer: n×s×3 outside strip
+        ref = outer.mean(axis=1, keepdims=True)
+        close = np.linalg.norm(inner - ref, axis=2) <= tol
+        return np.cumprod(close, axis=1).astype(bool)
+
+    region = out[y0:y1, x0:x1]
+    if x0 > frame_tol:  # left side
+        region[:, :dx] |= runs(sub[:, :dx], image[y0:y1, max(0, x0 - strip):x0])
+    if x1 < w - frame_tol:  # right side
+        region[:, -dx:] |= runs(sub[:, ::-1][:, :dx], image[y0:y1, x1:x1 + strip][:, ::-1])[:, ::-1]
+    if y0 > frame_tol:  # top side
+        region[:dy, :] |= runs(sub[:dy].transpose(1, 0, 2), image[max(0, y0 - strip):y0, x0:x1].transpose(1, 0, 2)).T
+    if y1 < h - frame_tol:  # bottom side
+        region[-dy:, :] |= runs(sub[::-1][:dy].transpose(1, 0, 2),
+                                image[y1:y1 + strip, x0:x1][::-1].transpose(1, 0, 2)).T[::-1]
+    return out
