@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.modules.base import Segmenter
+from layerkit.modules.segmenter.grabcut_click import grow_box_from_click
 from layerkit.modules.segmenter.grabcut_parts import centred_ellipse, continued_background, restore_dropped_parts, touches_frame
 from layerkit.ops.colour import colour_index, region_histogram
 from layerkit.types import Prompt
@@ -94,6 +95,11 @@ class GrabCutSegmenter(Segmenter):
             the colour just outside it, up to this fraction of the box's size deep, starts the
             ``histogram`` run as sure background (:func:`continued_background`); 0 turns it off.
         side_tol: largest RGB distance (``[0, 1]`` units) from the colour outside the side.
+        point_grow: with points only, the click's mask is not the answer but the seed of a box: its
+            box padded by this × its long side is segmented by the box path, its sides moving out
+            where the mask runs into them (:func:`~layerkit.modules.segmenter.grabcut_click.grow_box_from_click`);
+            0 keeps the click's mask.
+        point_rounds: how many times the box's sides may move out.
 
     GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
     pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
@@ -105,7 +111,7 @@ class GrabCutSegmenter(Segmenter):
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
                  frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
-                 side_tol: float = 0.06) -> None:
+                 side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -130,6 +136,10 @@ class GrabCutSegmenter(Segmenter):
         if not 0.0 <= side_band < 0.5 or side_tol < 0.0:
             raise ValueError(f"segmenter.side_band must be in [0, 0.5) and segmenter.side_tol >= 0; got {side_band}, {side_tol}")
         self.side_band = side_band
+        if point_grow < 0.0 or point_rounds < 0:
+            raise ValueError(f"segmenter.point_grow and segmenter.point_rounds must be >= 0; got {point_grow}, {point_rounds}")
+        self.point_grow = point_grow
+        self.point_rounds = point_rounds
         self.side_tol = side_tol
         self.fill_holes = fill_holes
         self.max_hole = max_hole
@@ -153,6 +163,14 @@ class GrabCutSegmenter(Segmenter):
         Returns:
             ``H×W`` bool mask.
         """
+        mask = self._segment(prompt)
+        if self.point_grow > 0 and prompt.points is not None and prompt.boxes is None and prompt.mask is None and mask.any():
+            mask = grow_box_from_click(lambda p: self._segment(p, side_band=False), mask, prompt, self.point_grow,
+                                       self.point_rounds)
+        return mask
+
+    def _segment(self, prompt: Prompt, side_band: bool = True) -> np.ndarray:
+        """One segmentation of ``prompt`` (see :meth:`predict`); ``side_band`` False: no side runs (derived boxes)."""
         import cv2
 
         image = self.image
@@ -167,7 +185,7 @@ class GrabCutSegmenter(Segmenter):
         img8 = np.ascontiguousarray(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
         labels = self.initial_labels(prompt, (sh, sw), k)
         band = None  # background runs entering the box across its sides: sure background for `histogram`
-        if self.side_band > 0 and prompt.boxes is not None and prompt.mask is None:
+        if side_band and self.side_band > 0 and prompt.boxes is not None and prompt.mask is None:
             m = self.box_margin
             band = np.zeros(labels.shape, bool)
             for box in prompt.boxes * k:
