@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from layerkit.modules.segmenter.grabcut_parts import keep_pointed_components
 from layerkit.types import Prompt
 
 __all__ = ["grow_box_from_click", "padded_mask_box", "touched_sides"]
@@ -66,8 +67,6 @@ def grow_box_from_click(segment: Callable[[Prompt], np.ndarray], click_mask: np.
     Returns:
         ``H×W`` bool; the connected parts holding a positive point (``click_mask`` when no box can be made).
     """
-    from layerkit.modules.segmenter.grabcut import keep_pointed_components
-
     h, w = click_mask.shape
     box = padded_mask_box(click_mask, pad, (h, w))
     if box is None:
