@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from layerkit import Pipeline
+from layerkit.errors import ConfigError
 from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
 from layerkit.modules.segmenter.grabcut_click import grow_box_from_click, padded_mask_box, touched_sides
 from layerkit.modules.segmenter.grabcut_parts import continued_background
@@ -144,3 +146,14 @@ def test_touched_sides_ignores_the_frame_and_short_contacts() -> None:
 def test_point_grow_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="point_grow"):
         GrabCutSegmenter(point_grow=-0.1)
+
+
+def test_the_default_config_ships_the_side_band_and_leaves_point_grow_off() -> None:
+    seg = Pipeline.from_config("classical").segmenter
+    assert (seg.side_band, seg.side_tol, seg.point_grow) == (0.1, 0.08, 0.0)
+
+
+@pytest.mark.parametrize("override", ["segmenter.side_band=0.9", "segmenter.side_tol=-0.1", "segmenter.point_grow=-1"])
+def test_bad_side_or_grow_settings_name_the_key(override: str) -> None:
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        Pipeline.from_config("classical", [override])
