@@ -26,6 +26,11 @@ After the vote, large parts that another hypothesis keeps and the chosen one dro
 when their colours are foreign to the known background (``restore_parts``, see
 :func:`~layerkit.modules.segmenter.grabcut_parts.restore_dropped_parts`): on 12 real photos
 (box prompts) the two take α SAD from 27.6 to 17.6; composites unchanged (docs/benchmarks.md).
+Background that enters the box across a side and continues the colour just outside it starts the
+``histogram`` run as sure background (``side_band``, see
+:func:`~layerkit.modules.segmenter.grabcut_parts.continued_background`): real photos 17.6 → 15.5,
+dev30 composites 6.19 → 6.12. With points only, ``point_grow`` (off) turns the click's mask into a
+box for the box path (:mod:`.grabcut_click`).
 
 On the 30 dev composites this lowers the mask error (pixels differing from GT α > 0.5, /1000)
 from 10.2 (``box``) to 6.9 (``histogram`` + ``center``); see docs/benchmarks.md. The
@@ -42,7 +47,16 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.modules.base import Segmenter
-from layerkit.modules.segmenter.grabcut_parts import centred_ellipse, restore_dropped_parts, touches_frame
+from layerkit.modules.segmenter.grabcut_click import grow_box_from_click
+from layerkit.modules.segmenter.grabcut_parts import (
+    centred_ellipse,
+    continued_background,
+    fill_foreign_holes,
+    keep_pointed_components,
+    outside_ratio,
+    restore_dropped_parts,
+    touches_frame,
+)
 from layerkit.ops.colour import colour_index, region_histogram
 from layerkit.types import Prompt
 
@@ -90,6 +104,15 @@ class GrabCutSegmenter(Segmenter):
             From a click GrabCut at 370 px stops at the part under it more often than at 640 px
             (real photos: mask IoU 0.63 → 0.70), but dev30 point prompts lose (SAD 9.54 → 11.91),
             so the shipped config leaves it off (docs/benchmarks.md).
+        side_band: background that enters the box across a side (not on the frame) and continues
+            the colour just outside it, up to this fraction of the box's size deep, starts the
+            ``histogram`` run as sure background (:func:`continued_background`); 0 turns it off.
+        side_tol: largest RGB distance (``[0, 1]`` units) from the colour outside the side.
+        point_grow: with points only, the click's mask is not the answer but the seed of a box: its
+            box padded by this × its long side is segmented by the box path, its sides moving out
+            where the mask runs into them (:func:`~layerkit.modules.segmenter.grabcut_click.grow_box_from_click`);
+            0 keeps the click's mask.
+        point_rounds: how many times the box's sides may move out.
 
     GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
     pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
@@ -100,7 +123,8 @@ class GrabCutSegmenter(Segmenter):
                  center_radius: float = 0.6, core_radius: float = 0.45, threads: int = 2, fill_holes: float = 0.7,
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
-                 frame_anchor: bool = False, point_max_side: int | None = None) -> None:
+                 frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
+                 side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2) -> None:
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -122,6 +146,14 @@ class GrabCutSegmenter(Segmenter):
         self.restore_tolerance = restore_tolerance
         self.frame_anchor = frame_anchor
         self.point_max_side = point_max_side
+        if not 0.0 <= side_band < 0.5 or side_tol < 0.0:
+            raise ValueError(f"segmenter.side_band must be in [0, 0.5) and segmenter.side_tol >= 0; got {side_band}, {side_tol}")
+        self.side_band = side_band
+        if point_grow < 0.0 or point_rounds < 0:
+            raise ValueError(f"segmenter.point_grow and segmenter.point_rounds must be >= 0; got {point_grow}, {point_rounds}")
+        self.point_grow = point_grow
+        self.point_rounds = point_rounds
+        self.side_tol = side_tol
         self.fill_holes = fill_holes
         self.max_hole = max_hole
         self.min_cover = min_cover
@@ -144,6 +176,14 @@ class GrabCutSegmenter(Segmenter):
         Returns:
             ``H×W`` bool mask.
         """
+        mask = self._segment(prompt)
+        if self.point_grow > 0 and prompt.points is not None and prompt.boxes is None and prompt.mask is None and mask.any():
+            mask = grow_box_from_click(lambda p: self._segment(p, side_band=False), mask, prompt, self.point_grow,
+                                       self.point_rounds)
+        return mask
+
+    def _segment(self, prompt: Prompt, side_band: bool = True) -> np.ndarray:
+        """One segmentation of ``prompt`` (see :meth:`predict`); ``side_band`` False: no side runs (derived boxes)."""
         import cv2
 
         image = self.image
@@ -157,12 +197,19 @@ class GrabCutSegmenter(Segmenter):
         small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if k < 1 else image
         img8 = np.ascontiguousarray(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)[..., ::-1])
         labels = self.initial_labels(prompt, (sh, sw), k)
+        band = None  # background runs entering the box across its sides: sure background for `histogram`
+        if side_band and self.side_band > 0 and prompt.boxes is not None and prompt.mask is None:
+            m = self.box_margin
+            band = np.zeros(labels.shape, bool)
+            for box in prompt.boxes * k:
+                band |= continued_background(small, box + np.array([-m, -m, m, m]), self.side_band, self.side_tol)
+            band &= labels == cv2.GC_PR_FGD
         if not ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any():
             labels[[0, -1], :] = cv2.GC_BGD
             labels[:, [0, -1]] = cv2.GC_BGD
         inits = self.inits if prompt.boxes is not None else ("box",)
         boxes = prompt.boxes * k if prompt.boxes is not None else None
-        mask = self._best_of(img8, small, labels, inits, boxes)
+        mask = self._best_of(img8, small, labels, inits, boxes, band)
         if self.fill_holes < 1.0 and mask.any():
             mask = fill_foreign_holes(small, mask, labels == cv2.GC_BGD, self.fill_holes, self.max_hole)
         if not mask.any() and inits != ("box",):
@@ -178,7 +225,7 @@ class GrabCutSegmenter(Segmenter):
         return mask
 
     def _best_of(self, img8: np.ndarray, small: np.ndarray, labels: np.ndarray, inits: tuple[str, ...],
-                 boxes: np.ndarray | None) -> np.ndarray:
+                 boxes: np.ndarray | None, band: np.ndarray | None = None) -> np.ndarray:
         """Run GrabCut from each initialisation; keep the mask with the best colour separation.
 
         The score is the separation from the ring around the mask (:func:`colour_separation`)
@@ -187,6 +234,11 @@ class GrabCutSegmenter(Segmenter):
         term asks the kept colours to be unlike the background the prompt vouches for; it was
         in the default until a held-out set showed it choosing worse (docs/benchmarks.md:
         120 composites, seed 1, α SAD 6.55 with it, 5.92 without; dev30 unchanged).
+
+        ``band`` (``H×W`` bool or None): background entering the box across its sides
+        (:func:`continued_background`), made sure background for the ``histogram`` run only — the
+        one that learns box background rarer outside the box as object; the ellipse runs already
+        start the box's rim as background.
         """
         import cv2
 
@@ -196,7 +248,11 @@ class GrabCutSegmenter(Segmenter):
             inits = tuple(i for i in inits if i != "frame")  # the same ellipse as "center": not run twice
 
         def run(init: str) -> tuple[np.ndarray, float]:
-            mask = self._grabcut(img8, self.initialise(labels, init, small, boxes))
+            lab = labels
+            if band is not None and init == "histogram" and band.any():
+                lab = labels.copy()
+                lab[band] = cv2.GC_BGD
+            mask = self._grabcut(img8, self.initialise(lab, init, small, boxes))
             if len(inits) == 1:
                 return mask, 0.0
             score = colour_separation(small, mask)
@@ -306,21 +362,6 @@ class GrabCutSegmenter(Segmenter):
 INITS = ("box", "histogram", "center", "core", "frame")
 
 
-def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: float = 1.0) -> np.ndarray:
-    """Per pixel: frequency of its colour outside ``inside`` over its frequency inside.
-
-    Colour histograms (``bins``³, Gaussian-smoothed by ``sigma`` bins) of the two regions,
-    each normalised by its area.
-
-    Returns:
-        ``H×W`` float ratio (> 1: the colour is more typical of the outside).
-    """
-    idx = colour_index(image, bins)
-    h_in = region_histogram(idx, inside, bins, sigma)
-    h_out = region_histogram(idx, ~inside, bins, sigma)
-    return (h_out / (h_in + 1e-9))[idx]
-
-
 def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> float:
     """1 − histogram intersection of the mask's colours and those of a ring around it.
 
@@ -348,55 +389,3 @@ def background_separation(image: np.ndarray, mask: np.ndarray, background: np.nd
         return 0.0
     idx = colour_index(image, bins)
     return float(1.0 - np.minimum(region_histogram(idx, mask, bins), region_histogram(idx, background, bins)).sum())
-
-
-def fill_foreign_holes(image: np.ndarray, mask: np.ndarray, known_bg: np.ndarray, threshold: float = 0.7,
-                       max_hole: float = 0.06) -> np.ndarray:
-    """Fill the mask's enclosed holes whose colours are foreign to the known background.
-
-    A hole that shows the background (the gap between a rabbit's legs) has the background's
-    colours; one that does not (an emoji's black eyes, which GrabCut gives to the background
-    because dark rocks lie outside the box) is part of the object. A hole is filled when the
-    separation of its pixels from ``known_bg`` (as :func:`background_separation` measures it,
-    computed for every hole in one pass) exceeds ``threshold`` and it covers at most
-    ``max_hole`` of the mask. Without known background nothing is filled.
-
-    On the 30 dev composites (box prompts) α SAD 6.33 → 6.19 and soft-IoU 0.837 → 0.841: the
-    dog and apple emoji eyes and the butterfly's dark wing markings are filled, the rabbit's
-    see-through gaps kept; one gap in the stone cairn is filled wrongly (SAD 18.8 → 19.4).
-    """
-    from scipy.ndimage import binary_fill_holes, label
-
-    if not known_bg.any():
-        return mask
-    holes = binary_fill_holes(mask) & ~mask
-    if not holes.any():
-        return mask
-    comp, n = label(holes)
-    bins = 8  # as in background_separation
-    idx = colour_index(image, bins)
-    cells = bins ** 3
-    per_hole = np.bincount(comp[holes] * cells + idx[holes], minlength=(n + 1) * cells).reshape(n + 1, cells)[1:]
-    sizes = per_hole.sum(1)
-    separation = 1.0 - np.minimum(per_hole / sizes[:, None], region_histogram(idx, known_bg, bins)).sum(1)
-    fill = (sizes <= max_hole * mask.sum()) & (separation > threshold)
-    return mask | np.isin(comp, np.flatnonzero(fill) + 1)
-
-
-def keep_pointed_components(mask: np.ndarray, points: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Keep the 8-connected parts of ``mask`` that contain a positive point.
-
-    A point names one object; GrabCut may also return distant regions of similar colour. If no
-    positive point lies on the mask, it is returned unchanged.
-    """
-    import cv2
-
-    n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return mask
-    h, w = mask.shape
-    keep = {int(comp[min(int(y), h - 1), min(int(x), w - 1)]) for (x, y), lab in zip(points, labels) if lab == 1}
-    keep.discard(0)
-    if not keep:
-        return mask
-    return np.isin(comp, list(keep))

@@ -1,0 +1,159 @@
+"""Background that crosses a box side (``continued_background``) and clicks that grow to the whole object."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from layerkit import Pipeline
+from layerkit.errors import ConfigError
+from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
+from layerkit.modules.segmenter.grabcut_click import grow_box_from_click, padded_mask_box, touched_sides
+from layerkit.modules.segmenter.grabcut_parts import continued_background
+from layerkit.types import Prompt
+
+
+def _tree_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey wall, a red disc (the object) and a green tree entering the user's padded box from the right.
+
+    Most of the tree lies inside the box, so the ``histogram`` initialisation (colours more frequent
+    inside the box than outside start as object) learns it as object.
+    """
+    rng = np.random.default_rng(0)
+    h, w = 120, 160
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = [0.55, 0.55, 0.55]
+    yy, xx = np.mgrid[:h, :w]
+    disc = (xx - 60) ** 2 + (yy - 60) ** 2 < 30 ** 2
+    tree = (xx >= 95) & (xx < 128) & (yy >= 25) & (yy < 95)
+    img[tree] = [0.15, 0.45, 0.15]
+    img[disc] = [0.85, 0.2, 0.15]
+    img = np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+    box = np.array([22.0, 22.0, 120.0, 98.0])  # padded around the disc on the left, top, bottom; the tree crosses the right side
+    return img, disc, box
+
+
+def test_continued_background_marks_runs_across_the_sides_and_stops_at_the_object() -> None:
+    img, disc, box = _tree_scene()
+    run = continued_background(img, box, depth=0.1, tol=0.08)
+    assert not (run & disc).any()  # the object is never marked
+    assert run[50, 117] and run[30, 112]  # the tree, entered from the right side, is
+    assert run[23, 60] and run[96, 60] and run[60, 23]  # the wall's slack inside the top, bottom and left sides
+    assert not run[:, :22].any() and not run[:, 120:].any() and not run[:22].any()  # inside the box only
+    assert not run[60, 40:100].any()  # not deeper than depth × the box's size (10 px here)
+    tight = np.array([30.0, 30.0, 91.0, 91.0])  # a box touching the disc: the disc breaks the runs at its contact points
+    assert not (continued_background(img, tight, depth=0.2, tol=0.08) & disc).any()
+
+
+def test_continued_background_skips_sides_on_the_frame() -> None:
+    img, _, _ = _tree_scene()
+    whole = np.array([0.0, 0.0, 160.0, 120.0])
+    assert not continued_background(img, whole).any()
+
+
+def test_side_band_starts_the_histogram_run_with_the_crossing_tree_as_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    img, disc, box = _tree_scene()
+    seen: dict[int, np.ndarray] = {}
+    original = GrabCutSegmenter._grabcut
+
+    def spy(self: GrabCutSegmenter, img8: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        seen[len(seen)] = labels.copy()
+        return original(self, img8, labels)
+
+    monkeypatch.setattr(GrabCutSegmenter, "_grabcut", spy)
+    kw = dict(inits=("histogram", "center"), max_side=200, threads=1, restore_parts=1.0)
+    mask = GrabCutSegmenter(**kw, side_band=0.1, side_tol=0.08)(img, Prompt(boxes=[box.tolist()]))
+    histogram, center = seen[0], seen[1]
+    assert (histogram[40:80, 112:120] == cv2.GC_BGD).all()  # the tree's run across the right side: sure background
+    assert not (histogram[disc] == cv2.GC_BGD).any()
+    assert not (center[22:98, 22:120] == cv2.GC_BGD).any()  # the ellipse runs start from the plain box
+    assert (mask & disc).sum() > 0.95 * disc.sum() and not mask[40:80, 100:120].any()
+    seen.clear()
+    GrabCutSegmenter(**kw, side_band=0.0)(img, Prompt(boxes=[box.tolist()]))
+    assert not (seen[0][22:98, 22:120] == cv2.GC_BGD).any()  # off: the box is all "probably foreground"
+
+
+def test_side_band_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="side_band"):
+        GrabCutSegmenter(side_band=0.7)
+    with pytest.raises(ValueError, match="side_tol"):
+        GrabCutSegmenter(side_tol=-1.0)
+
+
+def _clipped_segmenter(obj: np.ndarray, calls: list[list[float]]):  # noqa: ANN202
+    """A box path that returns the object clipped to the prompt's box (records the boxes)."""
+
+    def segment(prompt: Prompt) -> np.ndarray:
+        x0, y0, x1, y1 = (int(round(v)) for v in prompt.boxes[0])
+        calls.append([x0, y0, x1, y1])
+        out = np.zeros_like(obj)
+        out[y0:y1, x0:x1] = obj[y0:y1, x0:x1]
+        return out
+
+    return segment
+
+
+def test_click_box_grows_until_the_object_no_longer_runs_into_its_sides() -> None:
+    h, w = 100, 120
+    obj = np.zeros((h, w), bool)
+    obj[20:70, 30:90] = True  # the whole object
+    click = np.zeros_like(obj)
+    click[25:45, 40:60] = True  # GrabCut from the click: the part under it
+    calls: list[list[float]] = []
+    prompt = Prompt(points=[[50, 35]])
+    got = grow_box_from_click(_clipped_segmenter(obj, calls), click, prompt, pad=0.15, rounds=4, step=0.5)
+    np.testing.assert_array_equal(got, obj)
+    assert len(calls) >= 2 and calls[0] == [37, 22, 63, 48]  # the click mask's box padded by 0.15 × 20 px
+    assert touched_sides(got, np.array(calls[-1], float)) == []
+    once: list[list[float]] = []
+    first = grow_box_from_click(_clipped_segmenter(obj, once), click, prompt, pad=0.15, rounds=0)
+    assert len(once) == 1 and first.sum() < obj.sum()  # rounds=0: the padded box only
+
+
+def test_click_box_keeps_the_last_mask_when_a_wider_box_collapses_or_loses_the_click() -> None:
+    obj = np.zeros((100, 120), bool)
+    obj[20:70, 30:90] = True
+    click = np.zeros_like(obj)
+    click[25:45, 40:60] = True
+    seen: list[list[float]] = []
+    inner = _clipped_segmenter(obj, seen)
+
+    def collapsing(prompt: Prompt) -> np.ndarray:
+        out = inner(prompt)
+        if len(seen) > 1:  # every wider box: a speck away from the click
+            out = np.zeros_like(obj)
+            out[90:92, 5:7] = True
+        return out
+
+    got = grow_box_from_click(collapsing, click, Prompt(points=[[50, 35]]), pad=0.15, rounds=3)
+    assert len(seen) == 2 and got[35, 50] and got.sum() == (obj[22:48, 37:63]).sum()
+    assert grow_box_from_click(lambda p: np.zeros_like(obj), click, Prompt(points=[[50, 35]])) is click
+    assert grow_box_from_click(inner, np.zeros_like(obj), Prompt(points=[[50, 35]])).sum() == 0
+
+
+def test_touched_sides_ignores_the_frame_and_short_contacts() -> None:
+    mask = np.zeros((50, 60), bool)
+    mask[10:50, 20:40] = True  # runs into the bottom of the box, which lies on the frame
+    assert touched_sides(mask, np.array([10.0, 5.0, 50.0, 50.0])) == []
+    assert touched_sides(mask, np.array([10.0, 5.0, 50.0, 40.0])) == [3]
+    mask[20, 10:20] = True  # a one-row contact with the left side: under min_run
+    assert touched_sides(mask, np.array([10.0, 5.0, 50.0, 40.0])) == [3]
+    assert padded_mask_box(np.zeros((5, 5), bool), 0.1, (5, 5)) is None
+
+
+def test_point_grow_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="point_grow"):
+        GrabCutSegmenter(point_grow=-0.1)
+
+
+def test_the_default_config_ships_the_side_band_and_leaves_point_grow_off() -> None:
+    seg = Pipeline.from_config("classical").segmenter
+    assert (seg.side_band, seg.side_tol, seg.point_grow) == (0.1, 0.08, 0.0)
+
+
+@pytest.mark.parametrize("override", ["segmenter.side_band=0.9", "segmenter.side_tol=-0.1", "segmenter.point_grow=-1"])
+def test_bad_side_or_grow_settings_name_the_key(override: str) -> None:
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        Pipeline.from_config("classical", [override])
