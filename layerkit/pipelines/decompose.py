@@ -134,7 +134,7 @@ class Pipeline:
         from layerkit.errors import MissingModelError
 
         missing: list[str] = []
-        for role in roles:
+        for role in dict.fromkeys(roles):  # each role once, in the order given
             stage = getattr(self, role)
             if isinstance(stage, Stage):
                 missing += [f"{role}: {m}" for m in stage.missing_weights()]
