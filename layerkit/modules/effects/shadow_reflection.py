@@ -59,8 +59,10 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             where the soft shadow exceeds this (0.5: not again).
         fit_tau: scale of the robust (Cauchy) loss of the shadow fit, in log-luminance per pixel.
         min_explained: share of the variation below the object a reflection must explain.
+        min_margin: how much more of it the mirrored object must explain than the best null
+            placement (the object translated, or mirrored but displaced sideways).
         min_dim: smallest colour-to-alpha ratio of a reflection (a mirrored *darkening* is a shadow).
-        ripple: largest per-row horizontal shift (pixels at work size) of a reflection.
+        ripple: largest per-row horizontal shift (pixels) of a reflection.
     """
 
     def __init__(self, effects: tuple[str, ...] | list[str] = ("shadow", "reflection"), work_side: int = 120,
@@ -68,8 +70,8 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
                  max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
                  candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.5,
                  min_edge: float = 0.5, core_level: float = 0.8,
-                 min_explained: float = 0.3,
-                 min_dim: float = 0.6, ripple: int = 3) -> None:
+                 min_explained: float = 0.2, min_margin: float = 0.1,
+                 min_dim: float = 0.5, ripple: int = 3) -> None:
         bad = [e for e in effects if e not in ("shadow", "reflection")]
         if bad:
             raise ValueError(f"effects: unknown kind(s) {bad}; use shadow and/or reflection")
@@ -91,6 +93,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.min_edge = float(min_edge)
         self.core_level = float(core_level)
         self.min_explained = float(min_explained)
+        self.min_margin = float(min_margin)
         self.min_dim = float(min_dim)
         self.ripple = int(ripple)
         self.last: list[EffectEstimate] = []
