@@ -97,20 +97,21 @@ class ReflectionMixin:
             return out
         x1, x2 = -ra[..., None] * bh * m, ra[..., None] * rf * m
         dm = d * m
+        # per-row sums: the fit for any fade profile f (one weight per row) is a weighted sum of them
+        r11, r22, r12 = (x1 * x1).sum((1, 2)), (x2 * x2).sum((1, 2)), (x1 * x2).sum((1, 2))
+        r1d, r2d = (x1 * dm).sum((1, 2)), (x2 * dm).sum((1, 2))
         for lf in _LENGTHS:
             for p in _POWERS:
                 f = np.clip(1.0 - dist / (lf * oh), 0.0, None) ** p
-                a1, a2 = x1 * f[:, None, None], x2 * f[:, None, None]
-                s11, s22, s12 = float((a1 * a1).sum()), float((a2 * a2).sum()), float((a1 * a2).sum())
-                s1d, s2d = float((a1 * dm).sum()), float((a2 * dm).sum())
+                f2 = f * f
+                s11, s22, s12 = float(f2 @ r11), float(f2 @ r22), float(f2 @ r12)
+                s1d, s2d = float(f @ r1d), float(f @ r2d)
                 det = s11 * s22 - s12 ** 2
                 if det <= 1e-12:
                     continue
-                u = (s22 * s1d - s12 * s2d) / det
-                v = (s11 * s2d - s12 * s1d) / det
-                u = min(max(u, 0.0), 0.98)
-                v = min(max(v, 0.0), 1.2 * u)
-                res = float(((dm - u * a1 - v * a2) ** 2).sum())
+                u = min(max((s22 * s1d - s12 * s2d) / det, 0.0), 0.98)
+                v = min(max((s11 * s2d - s12 * s1d) / det, 0.0), 1.2 * u)
+                res = total - 2 * u * s1d - 2 * v * s2d + u * u * s11 + v * v * s22 + 2 * u * v * s12
                 ex = 1.0 - res / total
                 if ex > out["explained"]:
                     out.update(explained=ex, s=u, kappa=v / max(u, 1e-9), L=lf * oh, p=p)
