@@ -110,7 +110,7 @@ class ReflectionMixin:
                 if det <= 1e-12:
                     continue
                 u = min(max((s22 * s1d - s12 * s2d) / det, 0.0), 0.98)
-                v = min(max((s11 * s2d - s12 * s1d) / det, 0.0), 1.2 * u)
+                v = min(max((s11 * s2d - s12 * s1d) / det, 0.0), u)  # κ ≤ 1: no brighter than the object
                 res = total - 2 * u * s1d - 2 * v * s2d + u * u * s11 + v * v * s22 + 2 * u * v * s12
                 ex = 1.0 - res / total
                 if ex > out["explained"]:
