@@ -161,7 +161,10 @@ class ReflectionMixin:
         fit = self._fit_mirror(d, bh, mir_a, mir_f, dist, oh)
         self.trace.update(reflection_explained=round(fit["explained"], 3), reflection_s=round(fit["s"], 3),
                           reflection_dim=round(fit["kappa"], 3), reflection_L=round(fit["L"] / oh, 2))
-        if fit["explained"] < self.min_explained or fit["s"] < 0.05 or fit["kappa"] < self.min_dim:
+        # a strength at its bound (0.98) is a fit that degenerated (the object's own colours darkening
+        # the ground: fx24's shadow sample 12), not a reflection
+        if (fit["explained"] < self.min_explained or not 0.05 <= fit["s"] < 0.9
+                or fit["kappa"] < self.min_dim):
             return None
         # null placements: the object translated (not mirrored), the mirror displaced sideways
         tsrc = y0 + (rows - y1)
