@@ -37,17 +37,33 @@ from layerkit.modules.effects.common import EffectEstimate
 from layerkit.modules.effects.common import fill as _fill
 from layerkit.types import alpha_bbox
 
-_LENGTHS = (0.4, 0.55, 0.7, 0.85, 1.0)  # fade length grid, in object heights
-_POWERS = (1.0, 1.5, 2.0)  # fade exponent grid
+_LENGTHS = tuple(np.round(np.arange(0.3, 1.001, 0.05), 2))  # fade length grid, in object heights
+_POWERS = (1.0, 1.25, 1.5, 1.75, 2.0)  # fade exponent grid
+_STEP = 1.0  # ripple shift step, pixels (0.5 was tried: no gain on TUNE, twice the time)
 _KAPPA0 = 0.85  # dimming assumed while choosing the per-row shift
 
 
-def _shift_rows(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Row ``i`` of ``x`` (``n×W[×3]``) rolled by ``shifts[i]`` pixels."""
-    out = np.empty_like(x)
-    for i, s in enumerate(shifts):
-        out[i] = np.roll(x[i], int(s), axis=0)
-    return out
+def _roll(x: np.ndarray, s: float) -> np.ndarray:
+    """``x`` (``n×W[×3]``) shifted right by ``s`` pixels along its columns (linear interpolation)."""
+    lo = int(np.floor(s))
+    t = s - lo
+    out = np.roll(x, lo, axis=1)
+    return out if t == 0 else (1 - t) * out + t * np.roll(x, lo + 1, axis=1)
+
+
+def _mirror_at(a: np.ndarray, f: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha and straight colour of the candidate shifted by ``s`` (premultiplied interpolation)."""
+    ra, pf = _roll(a, s), _roll(a[..., None] * f, s)
+    return ra, np.divide(pf, ra[..., None], out=np.zeros_like(pf), where=ra[..., None] > 1e-6)
+
+
+def _shift_rows(a: np.ndarray, f: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``i`` of the candidate ``(a, f)`` shifted by ``shifts[i]`` pixels."""
+    ra, rf = np.empty_like(a), np.empty_like(f)
+    for s in np.unique(shifts):
+        rows = shifts == s
+        ra[rows], rf[rows] = _mirror_at(a[rows], f[rows], float(s))
+    return ra, rf
 
 
 class ReflectionMixin:
@@ -59,10 +75,11 @@ class ReflectionMixin:
     min_explained: float
     min_margin: float
     min_dim: float
+    contact: int
     trace: dict[str, Any]
 
     def _fit_mirror(self, d: np.ndarray, bh: np.ndarray, ma: np.ndarray, mf: np.ndarray, dist: np.ndarray,
-                    oh: int) -> dict[str, Any]:
+                    oh: int, ripple: int | None = None) -> dict[str, Any]:
         """Fit ``D ≈ f(t)·(−s·ρ'·B̂ + s·κ·ρ'·R')`` (see the module docstring).
 
         Args:
@@ -72,22 +89,23 @@ class ReflectionMixin:
             mf: ``n×W×3`` its colour.
             dist: ``n`` distances ``t ≥ 1`` of the rows below the contact row.
             oh: object height in pixels (fade lengths are shares of it).
+            ripple: largest per-row shift searched (None: the stage's ``ripple``).
 
         Returns:
             dict with ``explained`` (share of ``‖D‖²`` over the candidate's support), ``s``,
             ``kappa``, ``L``, ``p`` and the per-row ``shifts``.
         """
-        r = self.ripple
+        r = self.ripple if ripple is None else ripple
         best_sc = np.full(len(d), -np.inf)
-        shifts = np.zeros(len(d), int)
-        for s in range(-r, r + 1):
-            ra, rf = np.roll(ma, s, axis=1), np.roll(mf, s, axis=1)
+        shifts = np.zeros(len(d))
+        for s in np.arange(-r, r + 1e-6, _STEP):
+            ra, rf = _mirror_at(ma, mf, float(s))
             pat = ra[..., None] * (_KAPPA0 * rf - bh)
             num, den = (pat * d).sum((1, 2)), (pat * pat).sum((1, 2))
             sc = np.where(num > 0, num ** 2 / np.maximum(den, 1e-9), 0.0)
             better = sc > best_sc
             best_sc[better], shifts[better] = sc[better], s
-        ra, rf = _shift_rows(ma, shifts), _shift_rows(mf, shifts)
+        ra, rf = _shift_rows(ma, mf, shifts)
         sup = cv2.dilate((np.maximum(ma, ra) > 0.02).astype(np.uint8), np.ones((3, 2 * r + 3), np.uint8)) > 0
         m = sup[..., None].astype(np.float32)
         total = float((d * d * m).sum())
@@ -131,13 +149,20 @@ class ReflectionMixin:
         rx0, rx1 = max(0, x0 - pad), min(w, x1 + pad)
         rows = np.arange(y1, y1 + length)
         src = 2 * yb + 1 - rows
-        ok = src >= 0
-        rows, src = rows[ok], src[ok]
-        dist = (rows - yb).astype(np.float32)
-        mir_a, mir_f = alpha[src, rx0:rx1], foreground[src, rx0:rx1]
+        rows = rows[src >= 0]
+
+        def mirror(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """The object mirrored about row ``yb + t`` over ``rows``: alpha, colour, distances."""
+            src_t = 2 * (yb + t) + 1 - rows
+            valid = (src_t >= 0) & (src_t < h) & (rows > yb + t)
+            src_t = np.clip(src_t, 0, h - 1)
+            return (alpha[src_t, rx0:rx1] * valid[:, None], foreground[src_t, rx0:rx1],
+                    (rows - yb - t).astype(np.float32))
+
+        mir_a, mir_f, dist = mirror(0)
         region = np.zeros((h, w), bool)
-        region[rows[0]:rows[-1] + 1, rx0:rx1] = cv2.dilate((mir_a > 0.02).astype(np.uint8),
-                                                          np.ones((5, 2 * self.ripple + 5), np.uint8)) > 0
+        region[rows[0]:rows[-1] + 1, rx0:rx1] = cv2.dilate(
+            (mir_a > 0.02).astype(np.uint8), np.ones((2 * self.contact + 5, 2 * self.ripple + 5), np.uint8)) > 0
         region &= alpha < 0.5
         if region.sum() < 16:
             return None
@@ -158,9 +183,18 @@ class ReflectionMixin:
         bh = surf[:, rx0 - bx0:rx1 - bx0][: len(rows)]
         b_rows = background[rows, rx0:rx1]
         d = (b_rows - bh) * (alpha[rows, rx0:rx1] < 0.5)[..., None]
+        # the matte's lowest row may miss the contact by a few rows: the mirror axis is searched
+        # (without ripple, for speed), then the fit is made with the ripple at the best axis
+        best_t, best_ex = 0, -1.0
+        for t in range(-self.contact, self.contact + 1):
+            ex = self._fit_mirror(d, bh, *mirror(t), oh, ripple=0)["explained"]
+            if ex > best_ex:
+                best_t, best_ex = t, ex
+        mir_a, mir_f, dist = mirror(best_t)
         fit = self._fit_mirror(d, bh, mir_a, mir_f, dist, oh)
+        fit["t"] = best_t
         self.trace.update(reflection_explained=round(fit["explained"], 3), reflection_s=round(fit["s"], 3),
-                          reflection_dim=round(fit["kappa"], 3), reflection_L=round(fit["L"] / oh, 2))
+                          reflection_dim=round(fit["kappa"], 3), reflection_L=round(float(fit["L"]) / oh, 2), reflection_t=fit["t"])
         # a strength at its bound (0.98) is a fit that degenerated (the object's own colours darkening
         # the ground: fx24's shadow sample 12), not a reflection
         if (fit["explained"] < self.min_explained or not 0.05 <= fit["s"] < 0.9
@@ -179,7 +213,7 @@ class ReflectionMixin:
         if fit["explained"] - null < self.min_margin:
             return None
         f = np.clip(1.0 - dist / fit["L"], 0.0, None) ** fit["p"]
-        ra, rf = _shift_rows(mir_a, fit["shifts"]), _shift_rows(mir_f, fit["shifts"])
+        ra, rf = _shift_rows(mir_a, mir_f, fit["shifts"])
         keep = alpha[rows, rx0:rx1] < 1e-3  # only where the object does not cover
         e_a = np.where(keep, np.clip(fit["s"] * f[:, None] * ra, 0.0, 0.98), 0.0)
         e_f = np.clip(fit["kappa"] * rf, 0.0, 1.0)
