@@ -76,6 +76,7 @@ class ReflectionMixin:
     min_margin: float
     min_dim: float
     contact: int
+    kappa_prior: float
     trace: dict[str, Any]
 
     def _fit_mirror(self, d: np.ndarray, bh: np.ndarray, ma: np.ndarray, mf: np.ndarray, dist: np.ndarray,
@@ -124,11 +125,15 @@ class ReflectionMixin:
                 f2 = f * f
                 s11, s22, s12 = float(f2 @ r11), float(f2 @ r22), float(f2 @ r12)
                 s1d, s2d = float(f @ r1d), float(f @ r2d)
-                det = s11 * s22 - s12 ** 2
+                # a weak prior κ ≈ KAPPA0 (ridge on u − v/KAPPA0): on dark ground the −ρ·B̂ basis is
+                # small and u alone is ill-determined (TUNE 0004: u ran to its bound)
+                lam = self.kappa_prior * (s11 + s22)
+                t11, t22, t12 = s11 + lam, s22 + lam / _KAPPA0 ** 2, s12 - lam / _KAPPA0
+                det = t11 * t22 - t12 ** 2
                 if det <= 1e-12:
                     continue
-                u = min(max((s22 * s1d - s12 * s2d) / det, 0.0), 0.98)
-                v = min(max((s11 * s2d - s12 * s1d) / det, 0.0), u)  # κ ≤ 1: no brighter than the object
+                u = min(max((t22 * s1d - t12 * s2d) / det, 0.0), 0.98)
+                v = min(max((t11 * s2d - t12 * s1d) / det, 0.0), u)  # κ ≤ 1: no brighter than the object
                 res = total - 2 * u * s1d - 2 * v * s2d + u * u * s11 + v * v * s22 + 2 * u * v * s12
                 ex = 1.0 - res / total
                 if ex > out["explained"]:
@@ -143,7 +148,7 @@ class ReflectionMixin:
         oh, ow = y1 - y0, x1 - x0
         yb = y1 - 1
         length = min(oh, h - y1)
-        if length < 4:
+        if length < max(8, 0.15 * oh):  # too few rows below the object to tell a mirror (dev30 0000)
             return None
         pad = ow // 2 + self.ripple + 2
         rx0, rx1 = max(0, x0 - pad), min(w, x1 + pad)

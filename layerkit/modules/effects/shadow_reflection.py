@@ -64,6 +64,8 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         min_dim: smallest colour-to-alpha ratio of a reflection (a mirrored *darkening* is a shadow).
         ripple: largest per-row horizontal shift (pixels) of a reflection.
         contact: the reflection's mirror axis is searched this many rows around the matte's lowest row.
+        kappa_prior: weight of the prior that a reflection's dimming is about 0.85 (share of the fit's
+            normal matrix; 0: none).
     """
 
     def __init__(self, effects: tuple[str, ...] | list[str] = ("shadow", "reflection"), work_side: int = 120,
@@ -72,7 +74,8 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
                  candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.5,
                  min_edge: float = 0.5, core_level: float = 0.8,
                  min_explained: float = 0.2, min_margin: float = 0.1,
-                 min_dim: float = 0.5, ripple: int = 3, contact: int = 3) -> None:
+                 min_dim: float = 0.5, ripple: int = 3, contact: int = 3,
+                 kappa_prior: float = 0.05) -> None:
         bad = [e for e in effects if e not in ("shadow", "reflection")]
         if bad:
             raise ValueError(f"effects: unknown kind(s) {bad}; use shadow and/or reflection")
@@ -98,6 +101,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.min_dim = float(min_dim)
         self.ripple = int(ripple)
         self.contact = int(contact)
+        self.kappa_prior = float(kappa_prior)
         self.last: list[EffectEstimate] = []
         #: diagnostics of the last call (scores of the tests, for benchmarks and tuning)
         self.trace: dict[str, float] = {}
