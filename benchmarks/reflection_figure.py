@@ -35,8 +35,8 @@ def scene(seed: int, translated: bool = False) -> tuple[np.ndarray, np.ndarray, 
     ground = _water(h, w, seed)
     rgb, alpha = _striped_object(h, w)
     if translated:
-        ca, cf = np.roll(alpha, 70, axis=0) * 0.45, np.roll(rgb, 70, axis=0)
-        ca[:70] = 0
+        ca, cf = np.roll(alpha, 67, axis=0) * 0.45, np.roll(rgb, 67, axis=0)
+        ca[:67] = 0
         ground = ((1 - ca[..., None]) * ground + ca[..., None] * cf).astype(np.float32)
         image = alpha[..., None] * rgb + (1 - alpha[..., None]) * ground
     else:

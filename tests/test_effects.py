@@ -253,7 +253,7 @@ def test_no_reflection_from_structure_that_is_not_mirrored(structure: str) -> No
     rgb, alpha = _striped_object(h, w)
     yy = np.mgrid[:h, :w][0]
     if structure == "translated_copy":
-        shift = 70  # the object's box height: the copy starts right below it
+        shift = 67  # the object's box height (65 rows) + 2: the copy starts just below it
         ca, cf = np.roll(alpha, shift, axis=0) * 0.45, np.roll(rgb, shift, axis=0)
         ca[:shift] = 0
         ground = (1 - ca[..., None]) * ground + ca[..., None] * cf

@@ -206,10 +206,16 @@ class ReflectionMixin:
                 or fit["kappa"] < self.min_dim):
             return None
         # null placements: the object translated (not mirrored), the mirror displaced sideways
-        tsrc = y0 + (rows - y1)
-        tr_a = np.where((tsrc < y1)[:, None], alpha[np.clip(tsrc, 0, h - 1), rx0:rx1], 0.0)
-        tr_f = foreground[np.clip(tsrc, 0, h - 1), rx0:rx1]
-        nulls = [self._fit_mirror(d, bh, tr_a, tr_f, dist, oh)["explained"]]
+        # (with the same freedom of the vertical offset as the mirror)
+        def translated(t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            tsrc = y0 + (rows - y1) - t
+            valid = (tsrc >= y0) & (tsrc < y1)
+            tsrc = np.clip(tsrc, 0, h - 1)
+            return alpha[tsrc, rx0:rx1] * valid[:, None], foreground[tsrc, rx0:rx1], dist
+
+        t_best = max(range(-self.contact, self.contact + 1),
+                     key=lambda t: self._fit_mirror(d, bh, *translated(t), oh, ripple=0)["explained"])
+        nulls = [self._fit_mirror(d, bh, *translated(t_best), oh)["explained"]]
         for side in (-1, 1):
             nulls.append(self._fit_mirror(d, bh, np.roll(mir_a, side * (ow // 2), axis=1),
                                           np.roll(mir_f, side * (ow // 2), axis=1), dist, oh)["explained"])
