@@ -77,6 +77,7 @@ class ReflectionMixin:
     min_dim: float
     contact: int
     kappa_prior: float
+    max_out_of_range: float
     trace: dict[str, Any]
 
     def _fit_mirror(self, d: np.ndarray, bh: np.ndarray, ma: np.ndarray, mf: np.ndarray, dist: np.ndarray,
@@ -228,7 +229,16 @@ class ReflectionMixin:
         keep = alpha[rows, rx0:rx1] < 1e-3  # only where the object does not cover
         e_a = np.where(keep, np.clip(fit["s"] * f[:, None] * ra, 0.0, 0.98), 0.0)
         e_f = np.clip(fit["kappa"] * rf, 0.0, 1.0)
-        b_new = np.clip((b_rows - e_a[..., None] * e_f) / (1.0 - e_a[..., None]), 0.0, 1.0)
+        b_raw = (b_rows - e_a[..., None] * e_f) / (1.0 - e_a[..., None])
+        # the solved surface must be a picture: where the model is wrong, 1/(1 − a) amplifies the
+        # misfit out of [0, 1] (a mirrored texture matching itself, plain30s7 0023)
+        strong = e_a > 0.1
+        out_of_range = float((np.abs(b_raw - np.clip(b_raw, 0.0, 1.0)).max(axis=2) > 0.05)[strong].mean()) \
+            if strong.any() else 0.0
+        self.trace.update(reflection_out_of_range=round(out_of_range, 3))
+        if out_of_range > self.max_out_of_range:
+            return None
+        b_new = np.clip(b_raw, 0.0, 1.0)
         # colour re-solved against the clipped background: the stack recomposes B exactly
         e_f = np.clip(np.divide(b_rows - (1.0 - e_a[..., None]) * b_new, e_a[..., None], out=np.zeros_like(b_rows),
                                 where=e_a[..., None] > 1e-3), 0.0, 1.0)
