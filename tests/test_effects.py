@@ -111,7 +111,7 @@ def test_reflection_on_a_smooth_surface():
     a2, f2, b2 = stage(image, alpha, rgb, b0)
     assert "reflection" in [e.kind for e in stage.last]
     region = (r_a > 0.05) & (alpha < 0.5)
-    assert psnr(b2, ground, region) > psnr(b0, ground, region) + 2.0  # measured +3.2 dB (experimental: opt-in)
+    assert psnr(b2, ground, region) > psnr(b0, ground, region) + 10.0  # measured 27.4 -> 42.9 dB
     rec = a2[..., None] * f2 + (1 - a2[..., None]) * b2
     rec0 = alpha[..., None] * rgb + (1 - alpha[..., None]) * b0  # the stack the stage was given
     assert psnr(rec, rec0) > 45.0
@@ -129,6 +129,10 @@ def test_bad_keys_fail_with_one_line():
         build("effects", "shadow_reflection", {"effects": ["smoke"]})
     with pytest.raises(ConfigError, match="work_side"):
         build("effects", "shadow_reflection", {"work_side": 2})
+    with pytest.raises(ConfigError, match="ripple and contact"):
+        build("effects", "shadow_reflection", {"contact": -1})
+    with pytest.raises(ConfigError, match="max_out_of_range"):
+        build("effects", "shadow_reflection", {"max_out_of_range": 2})
     with pytest.raises(ConfigError, match="unknown key 'effects.strength'"):
         build("effects", "shadow_reflection", {"strength": 1})
 
@@ -232,14 +236,15 @@ def test_reflection_on_water_is_found_and_removed(seed: int) -> None:
     a2, f2, b2 = stage(image, alpha, rgb, b0)
     assert [e.kind for e in stage.last] == ["reflection"], stage.trace
     t = stage.trace  # the mirror explains far more than the null placements; strength recovered
+    # measured: explained 0.81-0.91 vs null 0.54-0.60; strength within 0.02 of the truth
     assert t["reflection_explained"] - t["reflection_null"] > 0.2, t
-    assert abs(t["reflection_s"] - params["strength"]) < 0.15, (t, params)
+    assert abs(t["reflection_s"] - params["strength"]) < 0.1, (t, params)
     region = (r_a > 0.05) & (alpha < 0.5)
     before, after = psnr(b0, ground, region), psnr(b2, ground, region)
-    assert after > before + 8.0, (before, after)
-    # the layer carries the reflection: alpha mass close to the GT reflection's
+    assert after > before + 10.0, (before, after)  # measured 20.7-22.5 -> 35.4-36.1 dB
+    # the layer carries the reflection: alpha mass close to the GT reflection's (measured ×0.99-1.01)
     gained = float((a2 - alpha).sum())
-    assert 0.7 * r_a.sum() < gained < 1.3 * r_a.sum(), (gained, r_a.sum())
+    assert 0.85 * r_a.sum() < gained < 1.15 * r_a.sum(), (gained, r_a.sum())
     rec = a2[..., None] * f2 + (1 - a2[..., None]) * b2
     rec0 = alpha[..., None] * rgb + (1 - alpha[..., None]) * b0
     assert psnr(rec, rec0) > 45.0

@@ -86,6 +86,10 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             raise ValueError(f"effects: unknown kind(s) {bad}; use shadow and/or reflection")
         if work_side < 16:
             raise ValueError(f"work_side must be at least 16, got {work_side}")
+        if ripple < 0 or contact < 0:
+            raise ValueError(f"ripple and contact must be >= 0 pixels/rows, got ripple={ripple}, contact={contact}")
+        if not 0.0 <= max_out_of_range <= 1.0:
+            raise ValueError(f"max_out_of_range is a share in [0, 1], got {max_out_of_range}")
         self.effects = tuple(effects)
         self.work_side = int(work_side)
         self.reach = float(reach)
