@@ -111,7 +111,7 @@ def test_reflection_on_a_smooth_surface():
     a2, f2, b2 = stage(image, alpha, rgb, b0)
     assert "reflection" in [e.kind for e in stage.last]
     region = (r_a > 0.05) & (alpha < 0.5)
-    assert psnr(b2, ground, region) > psnr(b0, ground, region) + 2.0  # measured +3.2 dB (experimental: opt-in)
+    assert psnr(b2, ground, region) > psnr(b0, ground, region) + 10.0  # measured 27.4 -> 42.9 dB
     rec = a2[..., None] * f2 + (1 - a2[..., None]) * b2
     rec0 = alpha[..., None] * rgb + (1 - alpha[..., None]) * b0  # the stack the stage was given
     assert psnr(rec, rec0) > 45.0
@@ -129,6 +129,10 @@ def test_bad_keys_fail_with_one_line():
         build("effects", "shadow_reflection", {"effects": ["smoke"]})
     with pytest.raises(ConfigError, match="work_side"):
         build("effects", "shadow_reflection", {"work_side": 2})
+    with pytest.raises(ConfigError, match="ripple and contact"):
+        build("effects", "shadow_reflection", {"contact": -1})
+    with pytest.raises(ConfigError, match="max_out_of_range"):
+        build("effects", "shadow_reflection", {"max_out_of_range": 2})
     with pytest.raises(ConfigError, match="unknown key 'effects.strength'"):
         build("effects", "shadow_reflection", {"strength": 1})
 
@@ -194,3 +198,77 @@ def test_a_dark_neighbour_of_another_colour_is_not_a_shadow() -> None:
     stage = ShadowReflectionEffects(effects=("shadow",))
     stage(image, alpha, rgb, _background_guess(image, alpha))
     assert stage.last == [], stage.trace
+
+
+def _water(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A water-like ground: blue-green with horizontal wave streaks and fine noise (±15 %)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    waves = np.sin(2 * np.pi * (yy + 2 * np.sin(xx / 17.0)) / 7.0)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.0)
+    base = np.stack([0.2 + 0.0 * xx, 0.4 + 0.1 * yy / h, 0.55 + 0.0 * xx], axis=2)
+    return np.clip(base * (1 + 0.08 * waves[..., None] + 0.07 * noise[..., None]), 0, 1).astype(np.float32)
+
+
+def _striped_object(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A textured object: an ellipse with red / yellow / white bands and a vertical gradient."""
+    rgb, alpha = _object(h, w, 60, 90, 34, 24)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    band = ((yy // 9) % 3).astype(int)
+    colours = np.array([[0.9, 0.15, 0.1], [0.95, 0.85, 0.2], [0.95, 0.95, 0.95]], np.float32)
+    rgb = colours[band] * (0.7 + 0.3 * (xx / w))[..., None]
+    return rgb.astype(np.float32), alpha
+
+
+@pytest.mark.parametrize("seed", [1, 4, 7])
+def test_reflection_on_water_is_found_and_removed(seed: int) -> None:
+    """A flipped, attenuated, rippled copy (the dataset maker's) of a textured object on water."""
+    h, w = 200, 180
+    ground = _water(h, w, seed)
+    rgb, alpha = _striped_object(h, w)
+    r_rgb, r_a, params = reflect(rgb.astype(np.float64), alpha.astype(np.float64), np.random.default_rng(seed))
+    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), r_rgb, r_a)
+    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+    stage = ShadowReflectionEffects(effects=("shadow", "reflection"))
+    b0 = _background_guess(image, alpha)
+    a2, f2, b2 = stage(image, alpha, rgb, b0)
+    assert [e.kind for e in stage.last] == ["reflection"], stage.trace
+    t = stage.trace  # the mirror explains far more than the null placements; strength recovered
+    # measured: explained 0.81-0.91 vs null 0.54-0.60; strength within 0.02 of the truth
+    assert t["reflection_explained"] - t["reflection_null"] > 0.2, t
+    assert abs(t["reflection_s"] - params["strength"]) < 0.1, (t, params)
+    region = (r_a > 0.05) & (alpha < 0.5)
+    before, after = psnr(b0, ground, region), psnr(b2, ground, region)
+    assert after > before + 10.0, (before, after)  # measured 20.7-22.5 -> 35.4-36.1 dB
+    # the layer carries the reflection: alpha mass close to the GT reflection's (measured ×0.99-1.01)
+    gained = float((a2 - alpha).sum())
+    assert 0.85 * r_a.sum() < gained < 1.15 * r_a.sum(), (gained, r_a.sum())
+    rec = a2[..., None] * f2 + (1 - a2[..., None]) * b2
+    rec0 = alpha[..., None] * rgb + (1 - alpha[..., None]) * b0
+    assert psnr(rec, rec0) > 45.0
+
+
+@pytest.mark.parametrize("structure", ["translated_copy", "bands"])
+def test_no_reflection_from_structure_that_is_not_mirrored(structure: str) -> None:
+    """Below the object: its copy *not* flipped (a repeated pattern), or horizontal colour bands."""
+    h, w = 200, 180
+    ground = _water(h, w, 3)
+    rgb, alpha = _striped_object(h, w)
+    yy = np.mgrid[:h, :w][0]
+    if structure == "translated_copy":
+        shift = 67  # the object's box height (65 rows) + 2: the copy starts just below it
+        ca, cf = np.roll(alpha, shift, axis=0) * 0.45, np.roll(rgb, shift, axis=0)
+        ca[:shift] = 0
+        ground = (1 - ca[..., None]) * ground + ca[..., None] * cf
+    else:
+        band = ((yy >= 96) & (((yy - 96) // 12) % 2 == 0))[..., None]
+        ground = np.where(band, ground * 0.6 + 0.4 * np.array([0.9, 0.8, 0.3], np.float32), ground)
+    ground = ground.astype(np.float32)
+    image = (alpha[..., None] * rgb + (1 - alpha[..., None]) * ground).astype(np.float32)
+    stage = ShadowReflectionEffects(effects=("reflection",))
+    b0 = _background_guess(image, alpha)
+    a, f, b = stage(image, alpha, rgb, b0)
+    assert stage.last == [], stage.trace
+    np.testing.assert_array_equal(a, alpha)

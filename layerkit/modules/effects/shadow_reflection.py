@@ -14,11 +14,14 @@ changes the object and not its shadow. Detection, fit and removal work on log-lu
 gradients, which the ground's texture and slow illumination changes do not bias
 (:mod:`layerkit.modules.effects.shadow`).
 
-**Reflection** = the object flipped about its lowest row, per row shifted (ripple) and
-attenuated: ``C = (1 − k·ρ)·B̂ + k·d·ρ·R`` with ``R, ρ`` the mirrored colour and alpha. ``k`` and
-``d`` are fitted per row by least squares against the smooth inpainted surface, the best shift
-per row in ``±ripple`` pixels; it is kept when it explains at least ``min_explained`` of the
-variation below the object. ``B̂ = (C − A·F)/(1 − A)`` keeps the surface's texture.
+**Reflection** = the object's colours mirrored about its contact row, per row shifted (ripple),
+attenuated and fading with the distance: ``B = (1 − a)·B̂ + a·κ·R'``, ``a = s·(1 − t/L)^p·ρ'``.
+``s, κ`` are fitted by least squares for a grid of fades ``(L, p)`` against the smooth surface
+around the candidate, the mirror axis searched ±``contact`` rows and the shift per row in
+±``ripple`` px; it is kept when it explains ``≥ min_explained`` of the variation below the
+object and ``≥ min_margin`` more than null placements (the object translated, not mirrored;
+the mirror displaced sideways), so surface structure under the object is not taken for one
+(:mod:`layerkit.modules.effects.reflection`). ``B' = (B − a·κR')/(1 − a)`` keeps the texture.
 """
 
 from __future__ import annotations
@@ -59,8 +62,15 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             where the soft shadow exceeds this (0.5: not again).
         fit_tau: scale of the robust (Cauchy) loss of the shadow fit, in log-luminance per pixel.
         min_explained: share of the variation below the object a reflection must explain.
+        min_margin: how much more of it the mirrored object must explain than the best null
+            placement (the object translated, or mirrored but displaced sideways).
         min_dim: smallest colour-to-alpha ratio of a reflection (a mirrored *darkening* is a shadow).
-        ripple: largest per-row horizontal shift (pixels at work size) of a reflection.
+        ripple: largest per-row horizontal shift (pixels) of a reflection.
+        contact: the reflection's mirror axis is searched this many rows around the matte's lowest row.
+        kappa_prior: weight of the prior that a reflection's dimming is about 0.85 (share of the fit's
+            normal matrix; 0: none).
+        max_out_of_range: largest share of the reflection's pixels (alpha > 0.1) whose solved
+            surface leaves ``[0, 1]`` by more than 0.05 (a misfit the division amplifies).
     """
 
     def __init__(self, effects: tuple[str, ...] | list[str] = ("shadow", "reflection"), work_side: int = 120,
@@ -68,13 +78,18 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
                  max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
                  candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.5,
                  min_edge: float = 0.5, core_level: float = 0.8,
-                 min_explained: float = 0.3,
-                 min_dim: float = 0.6, ripple: int = 3) -> None:
+                 min_explained: float = 0.2, min_margin: float = 0.1,
+                 min_dim: float = 0.5, ripple: int = 3, contact: int = 3,
+                 kappa_prior: float = 0.05, max_out_of_range: float = 0.05) -> None:
         bad = [e for e in effects if e not in ("shadow", "reflection")]
         if bad:
             raise ValueError(f"effects: unknown kind(s) {bad}; use shadow and/or reflection")
         if work_side < 16:
             raise ValueError(f"work_side must be at least 16, got {work_side}")
+        if ripple < 0 or contact < 0:
+            raise ValueError(f"ripple and contact must be >= 0 pixels/rows, got ripple={ripple}, contact={contact}")
+        if not 0.0 <= max_out_of_range <= 1.0:
+            raise ValueError(f"max_out_of_range is a share in [0, 1], got {max_out_of_range}")
         self.effects = tuple(effects)
         self.work_side = int(work_side)
         self.reach = float(reach)
@@ -91,8 +106,12 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.min_edge = float(min_edge)
         self.core_level = float(core_level)
         self.min_explained = float(min_explained)
+        self.min_margin = float(min_margin)
         self.min_dim = float(min_dim)
         self.ripple = int(ripple)
+        self.contact = int(contact)
+        self.kappa_prior = float(kappa_prior)
+        self.max_out_of_range = float(max_out_of_range)
         self.last: list[EffectEstimate] = []
         #: diagnostics of the last call (scores of the tests, for benchmarks and tuning)
         self.trace: dict[str, float] = {}
