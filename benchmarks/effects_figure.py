@@ -21,23 +21,17 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_effects import _object, _planks  # noqa: E402
+from test_effects import planks_shadow_scene  # noqa: E402
 
 from layerkit import Pipeline  # noqa: E402
 from layerkit.editing import move  # noqa: E402
-from layerkit.evaluation.effects_data import cast_shadow, over_premul  # noqa: E402
 from layerkit.ops.compositing import psnr  # noqa: E402
 from layerkit.types import Prompt  # noqa: E402
 
 
 def scene(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """``(image, floor, shadow alpha, box)`` of one code-made scene (160×200)."""
-    h, w = 160, 200
-    floor = _planks(h, w, seed)
-    rgb, alpha = _object(h, w, 70, 120, 30, 16)
-    shadow, _ = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
-    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-    image = (a[..., None] * f + (1 - a[..., None]) * floor).astype(np.float32)
+    image, floor, _, alpha, shadow, _ = planks_shadow_scene(seed)
     ys, xs = np.nonzero(alpha > 0.1)
     return image, floor, shadow, [int(xs.min()) - 2, int(ys.min()) - 2, int(xs.max()) + 3, int(ys.max()) + 3]
 

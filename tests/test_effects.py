@@ -144,14 +144,21 @@ def _high_pass(x: np.ndarray) -> np.ndarray:
     return y - cv2.GaussianBlur(y, (0, 0), 3.0)
 
 
-@pytest.mark.parametrize("seed", [49, 3, 11])
-def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
-    h, w = 160, 200
+def planks_shadow_scene(seed: int, h: int = 160, w: int = 200) -> tuple[np.ndarray, ...]:
+    """An egg over wooden planks with the dataset maker's cast shadow: ``(image, ground, rgb,
+    alpha, shadow alpha, shadow parameters)`` (also the figure of ``benchmarks/effects_figure.py``)."""
     ground = _planks(h, w, seed)
     rgb, alpha = _object(h, w, 70, 120, 30, 16)
     shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
     f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
     image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+    return image, ground, rgb, alpha, shadow, params
+
+
+@pytest.mark.parametrize("seed", [49, 3, 11])
+def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
+    h, w = 160, 200
+    image, ground, rgb, alpha, shadow, params = planks_shadow_scene(seed, h, w)
     stage = ShadowReflectionEffects(effects=("shadow",))
     b0 = _background_guess(image, alpha)
     a2, f2, b2 = stage(image, alpha, rgb, b0)

@@ -105,13 +105,19 @@ def test_cli_decompose_then_move(tmp_path: Path, scene: dict, results: tuple) ->
     assert psnr(got, gt, left) > psnr(plain, gt, left) + 6.0
 
 
-def test_make_dataset_with_effects(tmp_path: Path) -> None:
+def egg_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """A foreground folder with one egg and a background folder with one floor."""
     fg, bg = tmp_path / "fg", tmp_path / "bg"
     fg.mkdir()
     bg.mkdir()
     rgb, alpha = _object(60, 50, 30, 25, 26, 18)
     Image.fromarray((np.dstack([rgb, alpha]) * 255).astype(np.uint8), "RGBA").save(fg / "red_egg_01.png")
     Image.fromarray((_ground(120, 160) * 255).astype(np.uint8)).save(bg / "floor.png")
+    return fg, bg
+
+
+def test_make_dataset_with_effects(tmp_path: Path) -> None:
+    fg, bg = egg_folders(tmp_path)
     args = ["make-dataset", "--effects", "shadow,reflection", "--fg-dir", str(fg), "--bg-dir", str(bg), "--n", "4",
             "--seed", "2", "--quiet"]
     assert main([*args, "-o", str(tmp_path / "a")]) == 0
@@ -154,12 +160,7 @@ def test_benchmark_runs_with_cache_and_oracle(tmp_path: Path) -> None:
     """benchmarks/effects.py on 2 made samples: the oracle bounds classical, the cache gives the same figures."""
     import importlib.util
 
-    fg, bg = tmp_path / "fg", tmp_path / "bg"
-    fg.mkdir()
-    bg.mkdir()
-    rgb, alpha = _object(60, 50, 30, 25, 26, 18)
-    Image.fromarray((np.dstack([rgb, alpha]) * 255).astype(np.uint8), "RGBA").save(fg / "red_egg_01.png")
-    Image.fromarray((_ground(120, 160) * 255).astype(np.uint8)).save(bg / "floor.png")
+    fg, bg = egg_folders(tmp_path)
     make_effects_dataset(fg, bg, tmp_path / "fx", effects=("shadow",), n=2, seed=3)
     spec = importlib.util.spec_from_file_location("bench_effects", Path(__file__).parents[1] / "benchmarks" / "effects.py")
     bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
