@@ -72,7 +72,22 @@ from gpu_models import (  # noqa: E402
     build_vitmatte,
     hfa_config,
 )
-from gpu_stages import ALIASES, STAGES, parse_stages  # noqa: E402
+from gpu_stages import ALIASES, STAGES  # noqa: E402
+
+
+def parse_stages(spec: str) -> list[str]:
+    """``--stages`` (names and aliases of :data:`gpu_stages.STAGES`, comma-separated) → stage names, each once."""
+    out: list[str] = []
+    for s in (x.strip() for x in spec.split(",")):
+        if not s:
+            continue
+        names = ALIASES.get(s, [s])
+        for n in names:
+            if n not in STAGES:
+                raise SystemExit(f"gpu.py: unknown stage {n!r}; valid: {', '.join([*STAGES, *ALIASES])}")
+            if n not in out:
+                out.append(n)
+    return out
 
 
 # ================================================================================================ construct-only

@@ -392,17 +392,3 @@ ALIASES: dict[str, list[str]] = {
     "train": ["fbdd_train", "hfa_train"],
     "all": list(STAGES),
 }
-
-
-def parse_stages(spec: str) -> list[str]:
-    out: list[str] = []
-    for s in (x.strip() for x in spec.split(",")):
-        if not s:
-            continue
-        names = ALIASES.get(s, [s])
-        for n in names:
-            if n not in STAGES:
-                raise SystemExit(f"gpu.py: unknown stage {n!r}; valid: {', '.join([*STAGES, *ALIASES])}")
-            if n not in out:
-                out.append(n)
-    return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from layerkit.errors import OutputError
 
@@ -50,14 +51,18 @@ def write_manifest(root: Path) -> None:
     (root / MANIFEST).write_text(json.dumps({"writer": "layerkit", "files": files}, indent=0))
 
 
-def _manifest_files(root: Path) -> set[str] | None:
-    p = root / MANIFEST
+def _small_json(p: Path) -> Any:
+    """The JSON document of the regular file ``p`` (not a link, at most the manifest size), else None."""
     if not p.is_file() or p.is_symlink() or p.stat().st_size > _MANIFEST_MAX_BYTES:
         return None
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _manifest_files(root: Path) -> set[str] | None:
+    doc = _small_json(root / MANIFEST)
     if not isinstance(doc, dict) or doc.get("writer") != "layerkit" or not isinstance(doc.get("files"), list):
         return None
     return {f for f in doc["files"] if isinstance(f, str)} | {MANIFEST}
@@ -65,13 +70,7 @@ def _manifest_files(root: Path) -> set[str] | None:
 
 def _legacy_layer_files(root: Path) -> set[str] | None:
     """Files a layerkit layer folder is allowed to hold, from its ``layers.json``."""
-    p = root / "layers.json"
-    if not p.is_file() or p.is_symlink() or p.stat().st_size > _MANIFEST_MAX_BYTES:
-        return None
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    doc = _small_json(root / "layers.json")
     if not isinstance(doc, dict) or doc.get("format") != LAYERS_FORMAT_TAG or not isinstance(doc.get("layers"), list):
         return None
     files = {"layers.json"}

@@ -152,10 +152,7 @@ class CompositeDataModule(L.LightningDataModule):
         self.val_set = CompositeDataset(fg_val, bg_val, hp.val_samples, self.params, hp.seed, fixed=True)
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        w = int(self.hparams.num_workers)
-        return DataLoader(ds, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=w,
-                          persistent_workers=w > 0, worker_init_fn=_worker_init if w > 0 else None, drop_last=shuffle,
-                          multiprocessing_context="spawn" if w > 0 else None)
+        return make_loader(ds, int(self.hparams.batch_size), int(self.hparams.num_workers), shuffle)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
@@ -167,6 +164,15 @@ class CompositeDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         return {"split": self.split}
+
+
+def make_loader(ds: Dataset, batch_size: int, num_workers: int, shuffle: bool) -> DataLoader:
+    """The training data loaders' ``DataLoader``: shuffled training batches drop the last partial
+    one; workers (if any) are spawned, kept alive between epochs and held to one thread each."""
+    w = num_workers
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=w, persistent_workers=w > 0,
+                      worker_init_fn=_worker_init if w > 0 else None, drop_last=shuffle,
+                      multiprocessing_context="spawn" if w > 0 else None)
 
 
 def _worker_init(worker_id: int) -> None:

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from layerkit.errors import DataError
 from layerkit.training.base import TrainModule
+from layerkit.training.datamodule import make_loader
 from layerkit.training.reflayer_data import KINDS, _Loader, drop_prompts, make_triplet, read_triplet, to_tensors
 
 
@@ -137,9 +138,7 @@ class RefLayerDataModule(L.LightningDataModule):
                                       occluder_files=fgs)
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        w = int(self.hparams.num_workers)
-        return DataLoader(ds, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=w, drop_last=shuffle,
-                          persistent_workers=w > 0, multiprocessing_context="spawn" if w > 0 else None)
+        return make_loader(ds, int(self.hparams.batch_size), int(self.hparams.num_workers), shuffle)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from layerkit.errors import ConfigError, LayerkitError
-from layerkit.modules.generator.diffusers_t2i import DiffusersGenerator
+from layerkit.modules.generator.diffusers_t2i import DiffusersGenerator, cpu_generator
 
 if TYPE_CHECKING:
     import torch
@@ -121,11 +121,7 @@ class DiffusersLayerGenerator(DiffusersGenerator):
         m = np.asarray(mask) >= 0.5
         if not m.any():
             raise ConfigError("the region to generate is empty; give a box or mask inside the image")
-        generator = torch.Generator(device="cpu")
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
+        generator = cpu_generator(seed)
         kwargs: dict[str, Any] = {"negative_prompt": self.negative_prompt} if self.negative_prompt else {}
         pil = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
         pil_mask = Image.fromarray(m.astype(np.uint8) * 255, "L")

@@ -22,6 +22,19 @@ if TYPE_CHECKING:
     import torch
 
 
+
+def cpu_generator(seed: int | None) -> torch.Generator:
+    """The CPU ``torch.Generator`` sampling is seeded with (``None``: a fresh random seed), so a
+    seed gives the same picture on any device."""
+    import torch
+
+    generator = torch.Generator(device="cpu")
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator
+
 class DiffusersGenerator(PretrainedStage, Generator):
     """Prompt → ``H×W×3`` image with a diffusers text-to-image pipeline.
 
@@ -97,11 +110,7 @@ class DiffusersGenerator(PretrainedStage, Generator):
         if not str(text).strip():
             raise ConfigError("the generation prompt is empty; describe the picture to generate")
         pipe = self.loaded
-        generator = torch.Generator(device="cpu")
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
+        generator = cpu_generator(seed)
         kwargs: dict[str, Any] = {"negative_prompt": self.negative_prompt} if self.negative_prompt else {}
         with torch.inference_mode():
             out = pipe(prompt=text, height=height, width=width, num_inference_steps=self.steps,

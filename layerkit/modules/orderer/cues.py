@@ -45,7 +45,7 @@ import numpy as np
 
 from layerkit.errors import ConfigError
 from layerkit.modules.base import Orderer
-from layerkit.modules.orderer.evidence import contested_owner, object_box
+from layerkit.modules.orderer.evidence import contested_owner, object_box, pair_matrix
 from layerkit.modules.orderer.occlusion import continuation_score, rank, split_contested
 from layerkit.ops.boxes import Box, box_intersection, box_union
 from layerkit.types import Prompt
@@ -246,13 +246,8 @@ def score_matrix(image: np.ndarray | None, alphas: list[np.ndarray], prompts: li
     boxes = [object_box(a, p) for a, p in zip(alphas, prompts)]
     pboxes = [_prompt_box(p) for p in prompts]
     w = np.asarray(weights, np.float64)
-    s = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            f = pair_features(image, alphas[i], alphas[j], boxes[i], boxes[j], pboxes[i], pboxes[j])
-            s[i, j] = float(f @ w)
-            s[j, i] = -s[i, j]
-    return s
+    return pair_matrix(n, lambda i, j: float(pair_features(image, alphas[i], alphas[j], boxes[i], boxes[j],
+                                                           pboxes[i], pboxes[j]) @ w))
 
 
 class CueOrderer(Orderer):

@@ -18,7 +18,7 @@ Boxes are ``(x0, y0, x1, y1)`` pixels with exclusive ends; alphas are ``H×W`` f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -46,6 +46,17 @@ class OcclusionOrderer(Orderer):
         boxes = [object_box(a, p) for a, p in zip(alphas, prompts)]
         return occlusion_order(alphas, boxes, image, tie=self.tie, min_contest=self.min_contest)
 
+
+
+def pair_matrix(n: int, score: Callable[[int, int], float]) -> np.ndarray:
+    """The ``n×n`` antisymmetric matrix of ``score(i, j)`` for ``i < j`` (``[j, i] = −[i, j]``,
+    zero diagonal): the pair scores every orderer ranks."""
+    s = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            s[i, j] = score(i, j)
+            s[j, i] = -s[i, j]
+    return s
 
 def object_box(alpha: np.ndarray, prompt: Prompt | None = None, threshold: float = 0.5) -> Box | None:
     """The object's extent: the union of its prompt's box and its alpha's box (``alpha > threshold``)."""
@@ -136,11 +147,7 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], i
     n = len(alphas)
     if len(boxes) != n:
         raise ValueError(f"got {n} alphas but {len(boxes)} boxes")
-    s = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            s[i, j] = occlusion_score(alphas[i], alphas[j], boxes[i], boxes[j], image, min_contest)
-            s[j, i] = -s[i, j]
+    s = pair_matrix(n, lambda i, j: occlusion_score(alphas[i], alphas[j], boxes[i], boxes[j], image, min_contest))
     remaining = list(range(n))
     order: list[int] = []
     while remaining:

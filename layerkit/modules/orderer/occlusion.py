@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from layerkit.modules.orderer.evidence import contested_owner
+from layerkit.modules.orderer.evidence import contested_owner, pair_matrix
 from layerkit.ops.boxes import Box, box_intersection
 from layerkit.ops.colour import colour_index, region_histogram
 
@@ -143,9 +143,5 @@ def occlusion_order(alphas: Sequence[np.ndarray], boxes: Sequence[Box | None], i
     n = len(alphas)
     if len(boxes) != n:
         raise ValueError(f"got {n} alphas but {len(boxes)} boxes")
-    s = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            s[i, j] = pair_score(alphas[i], alphas[j], boxes[i], boxes[j], image, tuple(weights))  # type: ignore[arg-type]
-            s[j, i] = -s[i, j]
-    return rank(s)
+    w = tuple(weights)
+    return rank(pair_matrix(n, lambda i, j: pair_score(alphas[i], alphas[j], boxes[i], boxes[j], image, w)))  # type: ignore[arg-type]
