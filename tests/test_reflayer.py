@@ -252,3 +252,58 @@ def test_bad_settings(folders: dict, tmp_path: Path) -> None:
         vae = tiny_vae()
         RefLayerModel(SD3Transformer2DModel(**TINY_TRANSFORMER, in_channels=4, out_channels=4), vae, None,  # type: ignore[arg-type]
                       {}, (torch.zeros(1, 2, 8), torch.zeros(1, 8)))
+
+
+def test_hidden_error_and_the_mean_fill_bar() -> None:
+    from layerkit.training.reflayer_module import hidden_l1, mean_fill
+
+    gt = torch.zeros(1, 3, 4, 4)
+    gt[:, 0, :, :2] = 1.0            # visible half red, hidden half white-ish
+    gt[:, :, :, 2:] = 0.5
+    alpha = torch.ones(1, 1, 4, 4)
+    vis = torch.zeros(1, 1, 4, 4)
+    vis[..., :2] = 1.0
+    filled = mean_fill(gt, vis)
+    assert torch.equal(filled[..., :2], gt[..., :2])                       # the visible part kept
+    assert torch.allclose(filled[0, :, 0, 3], torch.tensor([1.0, 0.0, 0.0]))  # the hidden part = visible mean
+    assert hidden_l1(gt, gt, alpha, vis).item() == 0.0
+    assert hidden_l1(filled, gt, alpha, vis).item() == pytest.approx((0.5 + 0.5 + 0.5) / 3)
+    assert hidden_l1(gt * vis, gt, alpha, vis).item() == pytest.approx(0.5)   # "no completion": 0 under the cover
+    assert torch.isnan(hidden_l1(gt, gt, alpha, torch.ones_like(vis)))        # nothing hidden
+
+
+def test_layer_flattened_over_the_matte_and_solved_back(model_dir: Path) -> None:
+    """The VAE sees the layer over grey (its latent then holds the silhouette); decode solves the colour back."""
+    from layerkit.modules.decomposer.reflayer_nets import MATTE, RefLayerModel
+
+    m = RefLayerModel.from_pretrained(str(model_dir))
+    assert m.matte == MATTE == 0.5
+    assert json.loads((model_dir / "reflayer_config.json").read_text())["format"] == "layerkit.reflayer/2"
+    rgb = torch.rand(1, 3, 8, 8)
+    alpha = torch.zeros(1, 1, 8, 8)
+    alpha[..., 2:6, 2:6] = 1.0
+    alpha[..., 2:6, 6] = 0.5
+    flat = m.flatten(rgb, alpha)
+    assert torch.equal(flat[..., 2:6, 2:6], rgb[..., 2:6, 2:6]) and torch.all(flat[..., 0, :] == 0.5)
+    assert torch.allclose(flat[..., 2:6, 6], 0.5 * rgb[..., 2:6, 6] + 0.25)
+    # two layers of the same colour but different silhouettes must reach the VAE differently
+    other = alpha.clone()
+    other[..., 2:6, 2:4] = 0.0
+    assert not torch.equal(m.flatten(rgb, alpha), m.flatten(rgb, other))
+
+    # stand-ins for the VAE decoder and the alpha decoder that return the exact flattened layer: isolates the solve
+    m.vae.decode = lambda z: type("D", (), {"sample": flat * 2 - 1})()  # type: ignore[method-assign]
+    m.alpha_decoder.forward = lambda z: alpha  # type: ignore[method-assign]
+    straight, a = m.decode(torch.zeros(1, 4, 4, 4))
+    assert torch.equal(a, alpha)
+    inside = alpha >= 0.05
+    assert torch.allclose(straight.expand(-1, 3, -1, -1)[inside.expand(-1, 3, -1, -1)],
+                          rgb[inside.expand(-1, 3, -1, -1)], atol=1e-5)
+    assert torch.all(straight[..., 0, :] == 0.5)          # no alpha: the flattened colour as it is
+
+    # a model exported before the matte (format /1) loads with the colour as given
+    cfg = json.loads((model_dir / "reflayer_config.json").read_text())
+    (model_dir / "reflayer_config.json").write_text(json.dumps({"format": "layerkit.reflayer/1",
+                                                                "text_encoder": cfg["text_encoder"]}))
+    old = RefLayerModel.from_pretrained(str(model_dir))
+    assert old.matte is None and torch.equal(old.flatten(rgb, alpha), rgb)

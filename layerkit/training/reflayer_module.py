@@ -5,7 +5,8 @@ A batch (from :class:`RefLayerDataModule`) holds ``image``, ``layer`` (complete 
 strings, empty when dropped). Losses:
 
 * ``fm``: MSE between the transformer's velocity and ``ε − x₀`` at ``x_σ = (1 − σ)x₀ + σε``,
-  ``x₀`` the VAE latent of the complete layer, ``σ`` logit-normal (SD3's sampling);
+  ``x₀`` the VAE latent of the complete layer flattened over the matte grey
+  (``RefLayerModel.flatten``), ``σ`` logit-normal (SD3's sampling);
 * ``alpha``: L1 + ``grad_weight``·L1 of the finite-difference gradients between the alpha decoder's
   output on ``x₀`` and the GT alpha (the alpha decoder trains on clean latents; the VAE is frozen);
 * ``loss = fm + alpha_weight · alpha``.
@@ -13,7 +14,9 @@ strings, empty when dropped). Losses:
 Validation: the losses at fixed noise, then the first ``sample_images`` samples are generated
 (``sample_steps`` Euler steps) and scored: ``val/sample_hidden_l1`` (RGB L1 over the hidden
 part, ``GT α > 0.5`` and not visible), ``val/none_hidden_l1`` (the same for the layer without
-completion: the visible part only, 0 elsewhere), ``val/sample_alpha_iou``.
+completion: the visible part only, 0 elsewhere), ``val/meanfill_hidden_l1`` (a trivial completion:
+the hidden part filled with the mean colour of the visible part, the bar a learned completion must
+clear), ``val/sample_alpha_iou``.
 """
 
 from __future__ import annotations
@@ -168,6 +171,13 @@ def hidden_l1(rgb: torch.Tensor, gt: torch.Tensor, alpha: torch.Tensor, visible:
     return (((rgb - gt).abs().mean(1, keepdim=True) * m).sum() / n) if n > 0 else torch.tensor(float("nan"))
 
 
+def mean_fill(rgb: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """A trivial completion: the visible part kept, every other pixel the mean colour of the visible part."""
+    m = (visible > 0.5).to(rgb)
+    mean = (rgb * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1.0)
+    return rgb * m + mean * (1 - m)
+
+
 class RefLayerModule(TrainModule):
     """RefLayer training (module docstring).
 
@@ -203,7 +213,7 @@ class RefLayerModule(TrainModule):
     def losses(self, batch: dict[str, Any], model: nn.Module,
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            x0 = model.encode(batch["layer"])
+            x0 = model.encode(model.flatten(batch["layer"], batch["alpha"]))
             cond = torch.cat([model.encode(batch["image"]), model.encode(batch["canvas"])], dim=1)
             text = model.encode_text(list(batch["text"]), x0.device)
         n = x0.shape[0]
@@ -236,10 +246,12 @@ class RefLayerModule(TrainModule):
         rgb, a = sampler.sample(model, batch["image"][:k], batch["canvas"][:k], list(batch["text"][:k]))
         gt_a, vis, gt = batch["alpha"][:k], batch["visible"][:k], batch["layer"][:k]
         none = gt * (vis > 0.5)
+        mean = mean_fill(gt, vis)
         inter = torch.minimum(a, gt_a).sum()
         union = torch.maximum(a, gt_a).sum().clamp_min(1e-6)
         self.log_dict({"val/sample_hidden_l1": hidden_l1(rgb, gt, gt_a, vis),
                        "val/none_hidden_l1": hidden_l1(none, gt, gt_a, vis),
+                       "val/meanfill_hidden_l1": hidden_l1(mean, gt, gt_a, vis),
                        "val/sample_alpha_iou": inter / union}, batch_size=k)
         if batch_idx == 0:
             self.keep_images(0, {"image": batch["image"][:k], "canvas": batch["canvas"][:k], "layer": rgb * a,

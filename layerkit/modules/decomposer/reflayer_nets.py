@@ -3,7 +3,9 @@
 Parts (every one a diffusers / transformers model with its own ``save_pretrained`` folder):
 
 * ``vae/`` — ``AutoencoderKL``, frozen: encodes the image, the prompt canvas and (in training)
-  the target layer's colour; decodes the predicted layer latent to RGB;
+  the target layer flattened over a mid-grey matte (``α·F + (1 − α)·0.5``, so the latent holds the
+  silhouette); decodes the predicted layer latent, from which the straight RGB is solved back
+  with the decoded alpha;
 * ``alpha_decoder/`` — :class:`AlphaDecoder`, a copy of the VAE decoder's structure with one
   output channel (initialised from the VAE decoder's weights), decoding the same layer latent
   to alpha;
@@ -39,6 +41,7 @@ import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+MATTE = 0.5  # the grey a layer is flattened over for the VAE (RefLayerModel.flatten)
 MODEL_FILES = ("reflayer_config.json", "null_text.safetensors", "transformer/config.json", "vae/config.json",
                "alpha_decoder/config.json", "scheduler/scheduler_config.json")
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin",
@@ -147,12 +150,17 @@ class RefLayerModel(nn.Module):
         null_text: ``1×L×D`` text embedding and ``1×P`` pooled embedding used without text.
         text_encoder: optional ``CLIPTextModelWithProjection`` (frozen).
         tokenizer: its tokenizer (needed with ``text_encoder``).
+        matte: the grey the layer is flattened over before the VAE sees it (``None``: the colour
+            as given — models exported as ``layerkit.reflayer/1``).
     """
 
     def __init__(self, transformer: nn.Module, vae: nn.Module, alpha_decoder: AlphaDecoder, scheduler_config: dict[str, Any],
                  null_text: tuple[torch.Tensor, torch.Tensor], text_encoder: nn.Module | None = None,
-                 tokenizer: Any = None) -> None:
+                 tokenizer: Any = None, matte: float | None = MATTE) -> None:
         super().__init__()
+        if matte is not None and not 0.0 <= float(matte) <= 1.0:
+            raise ValueError(f"the RefLayer matte grey must be in [0, 1], got {matte}")
+        self.matte = None if matte is None else float(matte)
         self.transformer, self.vae, self.alpha_decoder = transformer, vae, alpha_decoder
         self.vae.requires_grad_(False).eval()
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
@@ -184,10 +192,28 @@ class RefLayerModel(nn.Module):
         z = self.vae.encode(image.to(self.vae.dtype) * 2 - 1).latent_dist.mode()
         return z * self.vae.config.scaling_factor
 
+    def flatten(self, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """The layer as the VAE sees it: straight ``rgb`` over the matte grey, ``α·rgb + (1 − α)·matte``.
+
+        The silhouette must be in the latent for the alpha decoder to read it back: a colour
+        extended beyond the alpha (as training targets store it) carries no trace of the alpha."""
+        if self.matte is None:
+            return rgb
+        return alpha * rgb + (1 - alpha) * self.matte
+
     def decode(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled layer latent → ``(RGB B×3×H×W, alpha B×1×H×W)`` in ``[0, 1]``."""
+        """Scaled layer latent → ``(straight RGB B×3×H×W, alpha B×1×H×W)`` in ``[0, 1]``.
+
+        The VAE decodes the layer over the matte grey; the straight colour is solved back from it
+        with the decoded alpha (where alpha < 0.05 the flattened colour is returned as it is)."""
         rgb = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-        return ((rgb.float() + 1) / 2).clamp(0, 1), self.alpha_decoder(latents.to(self.alpha_decoder.dtype))
+        rgb = ((rgb.float() + 1) / 2).clamp(0, 1)
+        alpha = self.alpha_decoder(latents.to(self.alpha_decoder.dtype))
+        if self.matte is not None:
+            a = alpha.float()
+            straight = (self.matte + (rgb - self.matte) / a.clamp_min(0.05)).clamp(0, 1)
+            rgb = torch.where(a >= 0.05, straight, rgb)
+        return rgb, alpha
 
     def encode_text(self, texts: Sequence[str | None], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B×L×D, B×P)`` text embeddings; ``None`` / empty entries (or no text encoder) get the null embedding."""
@@ -281,7 +307,7 @@ class RefLayerModel(nn.Module):
             self.tokenizer.save_pretrained(root / "tokenizer")
         save_file({"embeds": self.null_embeds.cpu().contiguous(), "pooled": self.null_pooled.cpu().contiguous()},
                   str(root / "null_text.safetensors"))
-        (root / "reflayer_config.json").write_text(json.dumps({"format": "layerkit.reflayer/1",
+        (root / "reflayer_config.json").write_text(json.dumps({"format": "layerkit.reflayer/2", "matte": self.matte,
                                                                "text_encoder": self.text_encoder is not None}))
         return root
 
@@ -328,7 +354,8 @@ class RefLayerModel(nn.Module):
 
             enc = CLIPTextModelWithProjection.from_pretrained(src, subfolder="text_encoder", **kw)
             tok = CLIPTokenizer.from_pretrained(src, subfolder="tokenizer", local_files_only=local_files_only)
-        return cls(net, vae, alpha, sched, (null["embeds"], null["pooled"]), enc, tok)
+        matte = cfg.get("matte") if cfg.get("format") != "layerkit.reflayer/1" else None  # /1: colour as given
+        return cls(net, vae, alpha, sched, (null["embeds"], null["pooled"]), enc, tok, matte=matte)
 
     def copy(self) -> RefLayerModel:
         return copy.deepcopy(self)
