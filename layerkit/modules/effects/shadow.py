@@ -58,15 +58,36 @@ def grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+def projected_box(sil_box: tuple[int, int, int, int], m: np.ndarray, shape: tuple[int, int],
+                  margin: int) -> tuple[int, int, int, int] | None:
+    """Box ``(x0, y0, x1, y1)`` of the silhouette's box mapped by the affine ``m``, grown by
+    ``margin`` and clipped to ``shape``; None when (nearly) empty."""
+    cx = np.array([sil_box[0], sil_box[2], sil_box[0], sil_box[2]], np.float64)
+    cy = np.array([sil_box[1], sil_box[1], sil_box[3], sil_box[3]], np.float64)
+    px, py = m[0, 0] * cx + m[0, 1] * cy + m[0, 2], m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
+    ox, oy = max(0, int(px.min()) - margin), max(0, int(py.min()) - margin)
+    ex, ey = min(shape[1], int(px.max()) + margin + 1), min(shape[0], int(py.max()) + margin + 1)
+    if ex - ox < 4 or ey - oy < 4:
+        return None
+    return ox, oy, ex, ey
+
+
 def soft_shadow(sil: np.ndarray, sx: float, sy: float, yb: float, sig0: float, sig1: float,
-                oh: float) -> tuple[np.ndarray, np.ndarray]:
+                oh: float, crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Projected silhouette blurred by ``sig0 + sig1·d`` (``d`` = height above the contact / object
-    height, carried along by the projection) → ``(soft mask, d)``, both ``H×W`` in ``[0, 1]``."""
+    height, carried along by the projection) → ``(soft mask, d)``, both ``H×W`` in ``[0, 1]``
+    (or the ``crop`` box ``(x0, y0, x1, y1)`` of them)."""
     h, w = sil.shape
     m = affine(sx, sy, yb)
-    proj = cv2.warpAffine(sil, m, (w, h), flags=cv2.INTER_LINEAR)
     ys = np.arange(h, dtype=np.float32)[:, None].repeat(w, axis=1)
-    dist = cv2.warpAffine(np.clip((yb - ys) / max(oh, 1.0), 0.0, 1.0), m, (w, h), flags=cv2.INTER_LINEAR)
+    height = np.clip((yb - ys) / max(oh, 1.0), 0.0, 1.0)
+    if crop is not None:
+        m = m.copy()
+        m[0, 2] -= crop[0]
+        m[1, 2] -= crop[1]
+        w, h = crop[2] - crop[0], crop[3] - crop[1]
+    proj = cv2.warpAffine(sil, m, (w, h), flags=cv2.INTER_LINEAR)
+    dist = cv2.warpAffine(height, m, (w, h), flags=cv2.INTER_LINEAR)
     sigmas = np.linspace(max(sig0, 0.3), max(sig0, 0.3) + max(sig1, 0.0), 3)
     wide = cv2.GaussianBlur(proj, (0, 0), float(sigmas[-1]))
     d = np.clip(cv2.GaussianBlur(proj * dist, (0, 0), float(sigmas[-1])) / np.maximum(wide, 1e-4), 0.0, 1.0)
@@ -144,14 +165,10 @@ class ShadowMixin:
             yc = yb + dl  # the contact row (below the matte's lowest row when the matte misses it)
             m = affine(sx, sy, yc)
             # the projected silhouette only where it can be (its box's corners, a margin for the blur)
-            cx = np.array([box[0], box[2], box[0], box[2]], np.float64)
-            cy = np.array([box[1], box[1], box[3], box[3]], np.float64)
-            px_c, py_c = m[0, 0] * cx + m[0, 1] * cy + m[0, 2], m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
-            ox, oy = max(0, int(px_c.min()) - 5), max(0, int(py_c.min()) - 5)
-            ex, ey = min(sw, int(px_c.max()) + 6), min(sh, int(py_c.max()) + 6)
-            if ex - ox < 4 or ey - oy < 4:
+            cb = projected_box(box, m, (sh, sw), 5)
+            if cb is None:
                 return None
-            m = m.copy()
+            ox, oy, ex, ey = cb
             m[0, 2] -= ox
             m[1, 2] -= oy
             p = cv2.GaussianBlur(cv2.warpAffine(sil, m, (ex - ox, ey - oy), flags=cv2.INTER_LINEAR), (0, 0), 1.0)
@@ -299,14 +316,21 @@ class ShadowMixin:
         gl = grad(lum)
         tau2 = self.fit_tau ** 2
 
+        sb = alpha_bbox(sil)
+        margin = int(np.ceil(3.0 * (sig0 + sig1))) + 3
+
         def cost(qx: float, qy: float) -> float:
-            soft, dist = soft_shadow(sil, qx, qy, yc, sig0, sig1, oh)
+            cb = projected_box(sb, affine(qx, qy, yc), sil.shape, margin)  # type: ignore[arg-type]
+            if cb is None:
+                return np.inf
+            soft, dist = soft_shadow(sil, qx, qy, yc, sig0, sig1, oh, cb)
             a = np.clip(strength * soft * (1.0 - fade * dist), 0.0, 0.95)
             gm = grad(np.log(1.0 - a))
-            band = ((np.abs(gm[0]) + np.abs(gm[1])) > 1e-4) & ~obj
+            win = (slice(cb[1], cb[3]), slice(cb[0], cb[2]))
+            band = ((np.abs(gm[0]) + np.abs(gm[1])) > 1e-4) & ~obj[win]
             if band.sum() < 16:
                 return np.inf
-            lx, ly, mx, my = gl[0][band], gl[1][band], gm[0][band], gm[1][band]
+            lx, ly, mx, my = gl[0][win][band], gl[1][win][band], gm[0][band], gm[1][band]
             return float(np.log1p(((lx - mx) ** 2 + (ly - my) ** 2) / tau2).sum() - np.log1p((lx ** 2 + ly ** 2) / tau2).sum())
 
         best = (cost(sx, sy), sx, sy)

@@ -82,7 +82,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
                  reach: float = 1.5, min_darkening: float = 0.12, min_contrast: float = 4.0,
                  max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
                  candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.3,
-                 min_edge: float = 0.5, core_level: float = 0.8, max_drop: float = 0.0, drop_penalty: float = 0.0,
+                 min_edge: float = 0.6, core_level: float = 0.8, max_drop: float = 0.0, drop_penalty: float = 0.0,
                  polish: bool = True,
                  min_explained: float = 0.2, min_margin: float = 0.1,
                  min_dim: float = 0.5, ripple: int = 3, contact: int = 3,
