@@ -181,6 +181,31 @@ def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
     assert psnr(rec, rec0) > 45.0
 
 
+def test_polish_refines_the_direction_of_a_soft_shadow() -> None:
+    """The matched filter weighs the sharp near end of a shadow; the fit of the whole model
+    (strength, fade, penumbra growing with the distance) corrects the direction, and the cleaned
+    ground gets closer to the true one (measured on these seeds: +1.3 to +4.2 dB, sx within 0.04)."""
+    h, w = 200, 260
+    gains = []
+    for seed in (0, 2, 5, 6):
+        ground = _ground(h, w, seed)
+        rgb, alpha = _object(h, w, 80, 130, 45, 20)
+        shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
+        f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
+        image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+        b0 = _background_guess(image, alpha)
+        region = (shadow > 0.05) & (alpha < 0.5)
+        res = {}
+        for polish in (False, True):
+            stage = ShadowReflectionEffects(effects=("shadow",), polish=polish)
+            b = stage(image, alpha, rgb, b0)[2]
+            assert [e.kind for e in stage.last] == ["shadow"], stage.trace
+            res[polish] = (psnr(b, ground, region), stage.trace["shadow_sx"])
+        assert abs(res[True][1] - params["sx"]) < 0.06, (seed, res, params)
+        gains.append(res[True][0] - res[False][0])
+    assert min(gains) > 0.5 and float(np.mean(gains)) > 1.5, gains
+
+
 def test_no_shadow_on_a_plain_cut_out_over_texture() -> None:
     h, w = 160, 200
     ground = _planks(h, w, 5)

@@ -58,15 +58,36 @@ def grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+def projected_box(sil_box: tuple[int, int, int, int], m: np.ndarray, shape: tuple[int, int],
+                  margin: int) -> tuple[int, int, int, int] | None:
+    """Box ``(x0, y0, x1, y1)`` of the silhouette's box mapped by the affine ``m``, grown by
+    ``margin`` and clipped to ``shape``; None when (nearly) empty."""
+    cx = np.array([sil_box[0], sil_box[2], sil_box[0], sil_box[2]], np.float64)
+    cy = np.array([sil_box[1], sil_box[1], sil_box[3], sil_box[3]], np.float64)
+    px, py = m[0, 0] * cx + m[0, 1] * cy + m[0, 2], m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
+    ox, oy = max(0, int(px.min()) - margin), max(0, int(py.min()) - margin)
+    ex, ey = min(shape[1], int(px.max()) + margin + 1), min(shape[0], int(py.max()) + margin + 1)
+    if ex - ox < 4 or ey - oy < 4:
+        return None
+    return ox, oy, ex, ey
+
+
 def soft_shadow(sil: np.ndarray, sx: float, sy: float, yb: float, sig0: float, sig1: float,
-                oh: float) -> tuple[np.ndarray, np.ndarray]:
+                oh: float, crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Projected silhouette blurred by ``sig0 + sig1·d`` (``d`` = height above the contact / object
-    height, carried along by the projection) → ``(soft mask, d)``, both ``H×W`` in ``[0, 1]``."""
+    height, carried along by the projection) → ``(soft mask, d)``, both ``H×W`` in ``[0, 1]``
+    (or the ``crop`` box ``(x0, y0, x1, y1)`` of them)."""
     h, w = sil.shape
     m = affine(sx, sy, yb)
-    proj = cv2.warpAffine(sil, m, (w, h), flags=cv2.INTER_LINEAR)
     ys = np.arange(h, dtype=np.float32)[:, None].repeat(w, axis=1)
-    dist = cv2.warpAffine(np.clip((yb - ys) / max(oh, 1.0), 0.0, 1.0), m, (w, h), flags=cv2.INTER_LINEAR)
+    height = np.clip((yb - ys) / max(oh, 1.0), 0.0, 1.0)
+    if crop is not None:
+        m = m.copy()
+        m[0, 2] -= crop[0]
+        m[1, 2] -= crop[1]
+        w, h = crop[2] - crop[0], crop[3] - crop[1]
+    proj = cv2.warpAffine(sil, m, (w, h), flags=cv2.INTER_LINEAR)
+    dist = cv2.warpAffine(height, m, (w, h), flags=cv2.INTER_LINEAR)
     sigmas = np.linspace(max(sig0, 0.3), max(sig0, 0.3) + max(sig1, 0.0), 3)
     wide = cv2.GaussianBlur(proj, (0, 0), float(sigmas[-1]))
     d = np.clip(cv2.GaussianBlur(proj * dist, (0, 0), float(sigmas[-1])) / np.maximum(wide, 1e-4), 0.0, 1.0)
@@ -96,14 +117,21 @@ class ShadowMixin:
     min_cover: float
     min_edge: float
     core_level: float
+    max_drop: float
+    polish: bool
+    drop_penalty: float
     trace: dict[str, Any]
+    #: the grids of :meth:`_polish` (steps in ``sx``, ``sy``; 3×3 each, again around a side that wins, up to ``POLISH_MOVES`` times)
+    POLISH_STEPS: tuple[tuple[float, float], ...] = ((0.12, 0.06), (0.05, 0.025), (0.02, 0.01))
+    POLISH_MOVES = 3
 
     def _roi(self, alpha: np.ndarray) -> tuple[tuple[int, int, int, int], float]:
         h, w = alpha.shape
         x0, y0, x1, y1 = alpha_bbox(alpha, 0.02)  # type: ignore[misc]
         oh = float(y1 - y0)
         r = self.reach * oh
-        box = (max(0, int(x0 - r)), max(0, int(y0 - 0.8 * oh)), min(w, int(x1 + r)), min(h, int(y1 + 0.6 * oh)))
+        below = max(0.6, 0.3 + self.max_drop) * oh
+        box = (max(0, int(x0 - r)), max(0, int(y0 - 0.8 * oh)), min(w, int(x1 + r)), min(h, int(y1 + below)))
         return box, min(1.0, self.work_side / max(oh, 1.0))
 
     def _shadow(self, alpha: np.ndarray, background: np.ndarray) -> EffectEstimate | None:
@@ -127,31 +155,41 @@ class ShadowMixin:
         free = (~obj).astype(np.float32)
         area = float(sil.sum())
 
-        ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
         g2 = g_l[0] ** 2 + g_l[1] ** 2
         sig = float(np.sqrt(np.mean(g2[~obj]))) if (~obj).any() else 1.0  # the ground's RMS gradient
         cx0 = 0.5 * (box[0] + box[2])
 
         gall = np.stack([g_l[0], g_l[1], g_u[0], g_u[1], g_v[0], g_v[1]], axis=-1).reshape(-1, 6)
-        free_flat = free.ravel() > 0
 
-        def score(sx: float, sy: float) -> tuple[float, float, float] | None:
-            p = cv2.GaussianBlur(cv2.warpAffine(sil, affine(sx, sy, yb), (sw, sh), flags=cv2.INTER_LINEAR), (0, 0), 1.0)
-            if float((p * free).sum()) < 0.04 * area:
+        def score(sx: float, sy: float, dl: float = 0.0) -> tuple[float, float, float] | None:
+            yc = yb + dl  # the contact row (below the matte's lowest row when the matte misses it)
+            m = affine(sx, sy, yc)
+            # the projected silhouette only where it can be (its box's corners, a margin for the blur)
+            cb = projected_box(box, m, (sh, sw), 5)
+            if cb is None:
+                return None
+            ox, oy, ex, ey = cb
+            m[0, 2] -= ox
+            m[1, 2] -= oy
+            p = cv2.GaussianBlur(cv2.warpAffine(sil, m, (ex - ox, ey - oy), flags=cv2.INTER_LINEAR), (0, 0), 1.0)
+            fr = free[oy:ey, ox:ex]
+            if float((p * fr).sum()) < 0.04 * area:
                 return None
             px, py = grad(p)
+            cw = ex - ox
             px, py = px.ravel(), py.ravel()
-            idx = np.flatnonzero(free_flat & ((np.abs(px) + np.abs(py)) > 1e-4))  # the outline only
-            fx, fy = px[idx], py[idx]
+            loc = np.flatnonzero((fr.ravel() > 0) & ((np.abs(px) + np.abs(py)) > 1e-4))  # the outline only
+            fx, fy = px[loc], py[loc]
             wgt = fx * fx + fy * fy
             energy = float(wgt.sum())
             if energy < 1e-3 * oh:
                 return None
-            g = gall[idx]
+            yy, xx = loc // cw + oy, loc % cw + ox
+            g = gall[yy * sw + xx]
             dots = g[:, 0::2] * fx[:, None] + g[:, 1::2] * fy[:, None]  # (n, 3): L, u, v
             # the drop per sector of the outline (around the shadow's centre): a shadow darkens all
             # along it, a coincidence of the ground's texture on one part only
-            ang = np.arctan2(ys.ravel()[idx] - (yb + sy * 0.5 * oh), xs.ravel()[idx] - (cx0 + sx * 0.5 * oh))
+            ang = np.arctan2(yy - (yc + sy * 0.5 * oh), xx - (cx0 + sx * 0.5 * oh))
             sector = ((ang + np.pi) * (self.sectors / (2 * np.pi))).astype(np.int32).clip(0, self.sectors - 1)
             e_s = np.bincount(sector, wgt, self.sectors)
             d_l = np.bincount(sector, dots[:, 0], self.sectors)
@@ -165,29 +203,37 @@ class ShadowMixin:
             z = (-min(c_l, 0.5 * c_l + 0.5 * c_med) - self.chroma_weight * c_ch) / spread
             return z, c_l, c_ch
 
+        # the contact row: the matte's lowest row, or lower (a matte that misses the legs or the
+        # trunk that touch the ground projects the shadow from the wrong row)
+        n_drop = int(round(self.max_drop / 0.25)) + 1 if self.max_drop > 0 else 1
+        drops = np.linspace(0.0, self.max_drop * oh, n_drop) if n_drop > 1 else np.zeros(1)
         coarse = []
-        for sy in SY_GRID:
-            for sx in SX_GRID:
-                r = score(sx, sy)
-                if r is not None:
-                    coarse.append((r[0], sx, sy))
+        for dl in drops:
+            for sy in SY_GRID:
+                for sx in SX_GRID:
+                    r = score(sx, sy, float(dl))
+                    if r is not None:
+                        coarse.append((r[0] - self.drop_penalty * dl / oh, sx, sy, float(dl)))
         coarse.sort(reverse=True)
         self.trace["shadow_contrast"] = coarse[0][0] if coarse else 0.0
-        seeds: list[tuple[float, float, float]] = []
+        seeds: list[tuple[float, float, float, float]] = []
         for c in coarse:  # distinct directions, best first
-            if c[0] >= self.min_contrast and all(abs(c[1] - q[1]) > 0.2 or abs(c[2] - q[2]) > 0.1 for q in seeds):
+            if c[0] >= self.min_contrast and all(abs(c[1] - q[1]) > 0.2 or abs(c[2] - q[2]) > 0.1
+                                                 or abs(c[3] - q[3]) > 0.2 * oh for q in seeds):
                 seeds.append(c)
             if len(seeds) >= self.candidates:
                 break
-        refined = [self._refine(score, seed) for seed in seeds]
-        for z, sx, sy in sorted(refined, reverse=True):
+        refined = [self._refine(score, seed, oh, self.drop_penalty, n_drop > 1) for seed in seeds]
+        for z, sx, sy, dl in sorted(refined, reverse=True):
             if z < self.min_contrast:
                 break
-            _, c_l, c_ch = score(sx, sy)  # type: ignore[misc]
-            self.trace.update(shadow_z=z, shadow_sx=sx, shadow_sy=sy, shadow_drop=c_l, shadow_chroma_shift=c_ch)
+            yc = yb + dl
+            _, c_l, c_ch = score(sx, sy, dl)  # type: ignore[misc]
+            self.trace.update(shadow_z=z, shadow_sx=sx, shadow_sy=sy, shadow_contact_drop=dl / oh, shadow_drop=c_l,
+                              shadow_chroma_shift=c_ch)
             if c_ch > self.max_chroma_shift * max(-c_l, 1e-3):
                 continue
-            soft, dist = soft_shadow(sil, sx, sy, yb, 0.6, 0.03 * oh, oh)
+            soft, dist = soft_shadow(sil, sx, sy, yc, 0.6, 0.03 * oh, oh)
             m = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin)
             if m is None:
                 continue
@@ -195,41 +241,51 @@ class ShadowMixin:
             self.trace.update(shadow_darkening=strength, shadow_fade=fade, shadow_dark_share=dark, shadow_cover=cover)
             if strength < self.min_darkening or dark < self.min_dark_share or cover < self.min_cover:
                 continue
-            edge, sig0, sig1 = self._fit(sil, lum, obj, sx, sy, yb, oh, fade)
+            edge, sig0, sig1 = self._fit(sil, lum, obj, sx, sy, yc, oh, fade)
             self.trace["shadow_edge"] = edge
             if edge < self.min_edge * strength:
                 continue
+            if self.polish:  # the direction that the whole model (strength, fade, penumbra) explains best
+                sx, sy = self._polish(sil, lum, obj, sx, sy, yc, oh, strength, fade, sig0, sig1)
+                self.trace.update(shadow_sx=sx, shadow_sy=sy)
             if self.core_level != 0.5:  # the strength again, on the fitted penumbra's inner core
-                soft, dist = soft_shadow(sil, sx, sy, yb, sig0, sig1, oh)
+                soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh)
                 again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
                 if again is not None:
                     strength, fade = again[0], again[1]
                     self.trace.update(shadow_darkening=strength, shadow_fade=fade)
-            return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z)
+            return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z,
+                                dl)
         return None
 
     @staticmethod
-    def _refine(score: Any, seed: tuple[float, float, float]) -> tuple[float, float, float]:
-        """Two finer grid steps around a coarse direction → ``(z, sx, sy)``."""
+    def _refine(score: Any, seed: tuple[float, float, float, float], oh: float, penalty: float,
+                contact: bool) -> tuple[float, float, float, float]:
+        """Two finer grid steps around a coarse direction (and contact row) → ``(z, sx, sy, drop)``."""
         best = seed
-        for step_x, step_y in ((0.07, 0.04), (0.03, 0.015)):
-            _, sx0, sy0 = best
-            for sx in np.linspace(sx0 - step_x, sx0 + step_x, 5):
-                for sy in np.linspace(sy0 - step_y, sy0 + step_y, 5):
-                    if abs(sy) < 0.05:
-                        continue
-                    r = score(float(sx), float(sy))
-                    if r is not None and r[0] > best[0]:
-                        best = (r[0], float(sx), float(sy))
+        for step_x, step_y, step_d in ((0.07, 0.04, 0.1), (0.03, 0.015, 0.05)):
+            _, sx0, sy0, dl0 = best
+            dls = [dl0 + f * step_d * oh for f in (-1.0, 0.0, 1.0)] if contact else [dl0]
+            for dl in dls:
+                if dl < 0:
+                    continue
+                for sx in np.linspace(sx0 - step_x, sx0 + step_x, 5):
+                    for sy in np.linspace(sy0 - step_y, sy0 + step_y, 5):
+                        if abs(sy) < 0.05:
+                            continue
+                        r = score(float(sx), float(sy), float(dl))
+                        if r is not None and r[0] - penalty * dl / oh > best[0]:
+                            best = (r[0] - penalty * dl / oh, float(sx), float(sy), float(dl))
         return best
 
     def _remove(self, alpha: np.ndarray, background: np.ndarray, roi: tuple[int, int, int, int], k: float, oh: float,
-                sx: float, sy: float, strength: float, fade: float, sig0: float, sig1: float, z: float) -> EffectEstimate:
+                sx: float, sy: float, strength: float, fade: float, sig0: float, sig1: float, z: float,
+                drop: float = 0.0) -> EffectEstimate:
         """The model at full resolution: the shadow's alpha and ``B / (1 − a)`` (the ground's texture kept)."""
         x0, y0, x1, y1 = roi
         a_roi, b_roi = alpha[y0:y1, x0:x1], background[y0:y1, x0:x1]
         box_f = alpha_bbox((a_roi > 0.5).astype(np.float32))
-        yb_f = float(box_f[3] - 1)  # type: ignore[index]
+        yb_f = float(box_f[3] - 1) + drop / k  # type: ignore[index]
         soft, dist = soft_shadow((a_roi > 0.5).astype(np.float32), sx, sy, yb_f, sig0 / k, sig1 / k, oh / k)
         a_full = np.clip(strength * soft * (1.0 - fade * dist), 0.0, 1.0)
         a_full = np.minimum(a_full, 1.0 - b_roi.max(axis=2)).astype(np.float32)  # keeps B / (1 − a) within [0, 1]
@@ -247,6 +303,50 @@ class ShadowMixin:
         clean[y0:y1, x0:x1] = c_roi
         return EffectEstimate("shadow", out_a, np.zeros_like(background), np.clip(clean, 0.0, 1.0), z,
                               refilled if refilled.any() else None)
+
+    def _polish(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yc: float, oh: float,
+                strength: float, fade: float, sig0: float, sig1: float) -> tuple[float, float]:
+        """Direction refined by the robust fit of the whole model's ``∇log(1 − a)`` to ``∇L``.
+
+        The matched filter weighs the outline's sharp parts; a long shadow's far end is blurred
+        (the penumbra grows with the distance), so its direction is fitted again with the
+        strength, fade and penumbra found: the Cauchy residual over the model's band, relative
+        to no shadow there (bands of different directions compare), is minimised on two finer grids.
+        """
+        gl = grad(lum)
+        tau2 = self.fit_tau ** 2
+
+        sb = alpha_bbox(sil)
+        margin = int(np.ceil(3.0 * (sig0 + sig1))) + 3
+
+        def cost(qx: float, qy: float) -> float:
+            cb = projected_box(sb, affine(qx, qy, yc), sil.shape, margin)  # type: ignore[arg-type]
+            if cb is None:
+                return np.inf
+            soft, dist = soft_shadow(sil, qx, qy, yc, sig0, sig1, oh, cb)
+            a = np.clip(strength * soft * (1.0 - fade * dist), 0.0, 0.95)
+            gm = grad(np.log(1.0 - a))
+            win = (slice(cb[1], cb[3]), slice(cb[0], cb[2]))
+            band = ((np.abs(gm[0]) + np.abs(gm[1])) > 1e-4) & ~obj[win]
+            if band.sum() < 16:
+                return np.inf
+            lx, ly, mx, my = gl[0][win][band], gl[1][win][band], gm[0][band], gm[1][band]
+            return float(np.log1p(((lx - mx) ** 2 + (ly - my) ** 2) / tau2).sum() - np.log1p((lx ** 2 + ly ** 2) / tau2).sum())
+
+        best = (cost(sx, sy), sx, sy)
+        for step_x, step_y in self.POLISH_STEPS:
+            for _ in range(self.POLISH_MOVES):  # the 3×3 grid again around a side that won
+                _, sx0, sy0 = best
+                for qx in (sx0 - step_x, sx0, sx0 + step_x):
+                    for qy in (sy0 - step_y, sy0, sy0 + step_y):
+                        if (qx, qy) == (sx0, sy0) or abs(qy) < 0.05 or (qy > 0) != (sy0 > 0):
+                            continue
+                        c = cost(float(qx), float(qy))
+                        if c < best[0]:
+                            best = (c, float(qx), float(qy))
+                if (best[1], best[2]) == (sx0, sy0):
+                    break
+        return best[1], best[2]
 
     def _fit(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yb: float,
              oh: float, fade: float) -> tuple[float, float, float]:

@@ -60,6 +60,11 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
             this share of the matched strength (a dark patch without the shadow's edge is not one).
         core_level: after the penumbra is fitted, the strength is matched again on the core
             where the soft shadow exceeds this (0.5: not again).
+        max_drop: the shadow's contact row is searched down to this many object heights below the
+            matte's lowest row (a matte that misses the legs or the trunk; 0: the lowest row only).
+        drop_penalty: score lowered per object height of that drop (a prior for the matte's own row).
+        polish: once a shadow passes the tests, refine its direction by the robust fit of the whole
+            model (strength, fade, penumbra) to the log-luminance gradients.
         fit_tau: scale of the robust (Cauchy) loss of the shadow fit, in log-luminance per pixel.
         min_explained: share of the variation below the object a reflection must explain.
         min_margin: how much more of it the mirrored object must explain than the best null
@@ -76,8 +81,9 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
     def __init__(self, effects: tuple[str, ...] | list[str] = ("shadow", "reflection"), work_side: int = 120,
                  reach: float = 1.5, min_darkening: float = 0.12, min_contrast: float = 4.0,
                  max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
-                 candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.5,
-                 min_edge: float = 0.5, core_level: float = 0.8,
+                 candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.3,
+                 min_edge: float = 0.6, core_level: float = 0.8, max_drop: float = 0.0, drop_penalty: float = 0.0,
+                 polish: bool = True,
                  min_explained: float = 0.2, min_margin: float = 0.1,
                  min_dim: float = 0.5, ripple: int = 3, contact: int = 3,
                  kappa_prior: float = 0.05, max_out_of_range: float = 0.05) -> None:
@@ -105,6 +111,11 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.min_cover = float(min_cover)
         self.min_edge = float(min_edge)
         self.core_level = float(core_level)
+        if max_drop < 0:
+            raise ValueError(f"max_drop is in object heights, >= 0, got {max_drop}")
+        self.max_drop = float(max_drop)
+        self.drop_penalty = float(drop_penalty)
+        self.polish = bool(polish)
         self.min_explained = float(min_explained)
         self.min_margin = float(min_margin)
         self.min_dim = float(min_dim)
