@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -97,8 +98,36 @@ def test_two_layer_stack_is_returned_as_is() -> None:
     assert ExemplarCompleter()(two) is two
 
 
+def test_ring_side_and_max_reach_limit_the_continuation() -> None:
+    """An L-shaped visible part whose foot touches an occluder: the continuation grows out of the
+    occluded end, not sideways past the object's own outline, and never beyond ``max_reach``."""
+    vis = np.zeros((80, 80), bool)
+    vis[10:70, 25:35] = True                  # the upright of the L, 5 px beside the occluder
+    vis[60:70, 35:40] = True                  # its foot, running into the occluder at x = 40
+    hid = np.zeros((80, 80), bool)
+    hid[:, 40:] = True
+    free = amodal_shape(vis, hid, "extend", depth=3.0)
+    side = amodal_shape(vis, hid, "extend", depth=3.0, ring_side=True)
+    assert side.any() and not (side & ~free).any()
+    assert side[40:60, 40:].sum() < free[40:60, 40:].sum()          # less growth up beside the upright
+    assert side[60:70, 40:46].all()                                  # the foot goes on behind
+    near = amodal_shape(vis, hid, "extend", depth=3.0, max_reach=0.2)
+    far = cv2.distanceTransform((~vis).astype(np.uint8), cv2.DIST_L2, 3) / np.sqrt(vis.sum())
+    assert near.any() and (far[near] <= 0.2).all() and near.sum() < free.sum()
+
+
+def test_given_amodal_mask_replaces_the_shape_continuation() -> None:
+    gt, peeled = scene()
+    cover = covers([x.alpha for x in peeled])[1].astype(np.float32)
+    whole = gt[1].alpha > 0.5
+    out = ExemplarCompleter().complete_layer(peeled[1].rgba, cover, amodal=whole)
+    hidden = cover >= 0.5
+    assert np.array_equal(out[..., 3][hidden] > 0.5, whole[hidden])
+    assert np.array_equal(out[~hidden], peeled[1].rgba[~hidden])
+
+
 @pytest.mark.parametrize("key,value", [("shape", "blob"), ("fill", "magic"), ("cover_threshold", 0.2),
-                                       ("patch_size", 4), ("depth", -1.0), ("margin", -0.1)])
+                                       ("patch_size", 4), ("depth", -1.0), ("margin", -0.1), ("max_reach", 0.0)])
 def test_bad_settings_raise_config_error(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"completion.{key}"):
         build("completion", "exemplar", {key: value})
