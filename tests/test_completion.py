@@ -8,7 +8,7 @@ import pytest
 
 from layerkit.errors import ConfigError
 from layerkit.evaluation.amodal import covers, evaluate_complete, layer_scores
-from layerkit.modules.completion.exemplar import ExemplarCompleter, amodal_shape, compensate, fill_from_source
+from layerkit.modules.completion.exemplar import ExemplarCompleter, _outline, amodal_shape, compensate, fill_from_source
 from layerkit.registry import build
 from layerkit.types import Layer, LayerStack
 
@@ -116,6 +116,19 @@ def test_ring_side_and_max_reach_limit_the_continuation() -> None:
     assert near.any() and (far[near] <= 0.2).all() and near.sum() < free.sum()
 
 
+def test_outline_continuation_closes_a_cut_disc() -> None:
+    """A disc whose right part is under a square: the outline, continued with its own tangents
+    from the two T-junctions, closes the disc behind the square (and the gap grows with bulge)."""
+    yy, xx = np.mgrid[:H, :W]
+    disc = ((xx - 55) ** 2 + (yy - 48) ** 2) <= 28 ** 2
+    hid = (xx >= 62) & (xx < 100) & (yy >= 25) & (yy < 75)
+    truth = disc & hid
+    m = _outline(disc & ~hid, hid, 1.5) & hid
+    assert (m & truth).sum() / (m | truth).sum() > 0.85
+    assert (_outline(disc & ~hid, hid, 1.0) & hid).sum() < m.sum()
+    assert not (_outline(disc & ~hid, np.zeros_like(hid), 1.5)).any()     # nothing hidden: nothing drawn
+
+
 def test_given_amodal_mask_replaces_the_shape_continuation() -> None:
     gt, peeled = scene()
     cover = covers([x.alpha for x in peeled])[1].astype(np.float32)
@@ -127,7 +140,8 @@ def test_given_amodal_mask_replaces_the_shape_continuation() -> None:
 
 
 @pytest.mark.parametrize("key,value", [("shape", "blob"), ("fill", "magic"), ("cover_threshold", 0.2),
-                                       ("patch_size", 4), ("depth", -1.0), ("margin", -0.1), ("max_reach", 0.0)])
+                                       ("patch_size", 4), ("depth", -1.0), ("margin", -0.1), ("max_reach", 0.0),
+                                       ("outline", -1.0)])
 def test_bad_settings_raise_config_error(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"completion.{key}"):
         build("completion", "exemplar", {key: value})

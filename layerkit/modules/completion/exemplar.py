@@ -15,7 +15,9 @@ was at those pixels, and is unchanged everywhere else.
    would cut with a chord), or else the visible part continued from the occlusion boundary up to
    ``depth`` object half-widths (:func:`_extend`; with ``ring_side`` only where a hidden pixel is
    nearer to that boundary than to the object's true outline). Nothing farther than
-   ``max_reach`` × ``sqrt(|V|)`` from ``V`` is added. What the peeler already put there
+   ``max_reach`` × ``sqrt(|V|)`` from ``V`` is added. With ``outline`` the visible outline is
+   also continued through the hidden region by curves keeping its tangents at the T-junctions
+   (:func:`_outline`). What the peeler already put there
    (``α > 0.5``) is kept (``keep_existing``). Only the hidden region changes.
 2. **Colour** (:func:`fill_from_source`): the new hidden pixels are filled from the layer's own
    fully visible pixels only (``α_k > 0.9`` and ``C_k < 0.01``), never from the occluder or the
@@ -127,9 +129,50 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool =
     return res
 
 
+def _outline(visible: np.ndarray, hidden: np.ndarray, bulge: float, tangent_px: int = 8) -> np.ndarray:
+    """The visible outline continued through ``hidden`` by curves that keep its tangents.
+
+    Along each external contour of ``visible``, every run of points touching ``hidden`` (the
+    occlusion boundary) is replaced by a cubic Hermite curve between the two true-contour points
+    that bound it (the T-junctions), leaving each with the direction the outline had over the
+    last ``tangent_px`` points, with tangent length ``bulge`` × the distance between the two
+    points (Kanizsa-style contour completion); the closed outline is filled. Not cut to ``hidden``.
+    """
+    out = np.zeros(visible.shape, np.uint8)
+    contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    near_h = cv2.dilate(hidden.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    t = np.linspace(0.0, 1.0, 40)[:, None]
+    h00, h10, h01, h11 = 2 * t ** 3 - 3 * t ** 2 + 1, t ** 3 - 2 * t ** 2 + t, 3 * t ** 2 - 2 * t ** 3, t ** 3 - t ** 2
+    for c in contours:
+        pts = c[:, 0].astype(np.float64)
+        n = len(pts)
+        near = near_h[c[:, 0, 1], c[:, 0, 0]]
+        if n < 3 * tangent_px or near.all() or not near.any():
+            continue
+        first = int(np.argmin(near))                     # start on a true-contour point
+        pts, near = np.roll(pts, -first, 0), np.roll(near, -first)
+        poly, i = [], 0
+        while i < n:
+            if not near[i]:
+                poly.append(pts[i][None])
+                i += 1
+                continue
+            s = i
+            while i < n and near[i]:
+                i += 1
+            a, b = pts[s - 1], pts[i % n]
+            ta, tb = a - pts[(s - 1 - tangent_px) % n], pts[(i + tangent_px) % n] - b
+            length = bulge * float(np.hypot(*(b - a)))
+            ta = ta * length / max(float(np.hypot(*ta)), 1e-9)
+            tb = tb * length / max(float(np.hypot(*tb)), 1e-9)
+            poly.append(h00 * a + h10 * ta + h01 * b + h11 * tb)
+        cv2.fillPoly(out, [np.round(np.concatenate(poly)).astype(np.int32)], 1)
+    return out.astype(bool)
+
+
 def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", ellipse_iou: float = 0.8,
                  depth: float = 1.0, sides: bool = False, ring_side: bool = False,
-                 max_reach: float | None = None) -> np.ndarray:
+                 max_reach: float | None = None, outline: float = 0.0) -> np.ndarray:
     """Where the object continues inside ``hidden`` (a bool ``H×W`` mask, subset of ``hidden``).
 
     Args:
@@ -142,6 +185,8 @@ def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", e
         depth: reach of :func:`_extend` in object half-widths.
         sides: continue the silhouette's sides straight in :func:`_extend` (the tangent test).
         ring_side: grow :func:`_extend` only from the occlusion boundary (test 3 there).
+        outline: with ``shape`` ``"auto"`` or ``"extend"``, also add the outline continued by
+            tangent-keeping curves (:func:`_outline`, this ``bulge``); 0: off.
         max_reach: no hidden pixel farther from ``visible`` than this many ``sqrt(|visible|)``
             (cuts a hull or ellipse that runs far into the occluder); ``None``: no limit.
     """
@@ -156,6 +201,8 @@ def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", e
         out = (out | e) if shape == "auto" else e
     elif shape in ("auto", "extend"):
         out |= _extend(visible, hidden, depth, sides, ring_side)
+    if outline > 0 and shape in ("auto", "extend"):
+        out |= _outline(visible, hidden, outline)
     out &= hidden
     if max_reach is not None and out.any():
         far = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 3) / np.sqrt(float(visible.sum()))
@@ -292,6 +339,8 @@ class ExemplarCompleter(Completer):
             nearer to the visible pixels touching the occluder than to the rest of the object).
         max_reach: drop continued pixels farther than this many ``sqrt(visible area)`` from the
             visible part (``None``: no limit).
+        outline: also continue the visible outline through the hidden region by curves that keep
+            its tangents at the T-junctions, tangent length this × the gap (0: off).
         keep_existing: keep what the layer already has in its hidden region (α > 0.5).
         patch_size: odd PatchMatch patch side (pixels).
         margin: context kept around each object's box when cropping, as a share of its size.
@@ -306,7 +355,7 @@ class ExemplarCompleter(Completer):
     def __init__(self, shape: str = "auto", fill: str = "texture", cover_threshold: float = 0.5,
                  ellipse_iou: float = 0.8, depth: float = 1.25, sides: bool = False, keep_existing: bool = True,
                  patch_size: int = 7, margin: float = 0.5, seed: int = 0, ring_side: bool = True,
-                 max_reach: float | None = 0.5) -> None:
+                 max_reach: float | None = 0.5, outline: float = 1.5) -> None:
         if shape not in SHAPES:
             raise ValueError(f"completion.shape must be one of {', '.join(SHAPES)}, got {shape!r}")
         if fill not in FILLS:
@@ -321,7 +370,10 @@ class ExemplarCompleter(Completer):
             raise ValueError(f"completion.depth must be >= 0, got {depth}")
         if max_reach is not None and max_reach <= 0:
             raise ValueError(f"completion.max_reach must be > 0 or null, got {max_reach}")
+        if outline < 0:
+            raise ValueError(f"completion.outline must be >= 0, got {outline}")
         self.ring_side, self.max_reach = bool(ring_side), None if max_reach is None else float(max_reach)
+        self.outline = float(outline)
         self.depth, self.sides, self.keep_existing = float(depth), bool(sides), bool(keep_existing)
         self.shape, self.fill, self.cover_threshold = shape, fill, float(cover_threshold)
         self.ellipse_iou, self.patch_size, self.margin, self.seed = float(ellipse_iou), int(patch_size), float(margin), int(seed)
@@ -373,7 +425,7 @@ class ExemplarCompleter(Completer):
             target = np.asarray(amodal, bool)[crop] & hid
         else:
             target = amodal_shape(vis, hid, self.shape, self.ellipse_iou, self.depth, self.sides, self.ring_side,
-                                  self.max_reach)
+                                  self.max_reach, self.outline)
         if self.keep_existing and amodal is None:
             target |= hid & (alpha[crop] > 0.5)
         source = (alpha[crop] > 0.9) & (cover[crop] < 0.01)
