@@ -92,6 +92,23 @@ def test_compensate_restores_composite_under_soft_cover() -> None:
     assert np.abs(LayerStack([Layer(x) for x in layers]).composite() - target).max() < 2e-3
 
 
+def test_input_stack_is_not_changed() -> None:
+    """Completion under a half-transparent white occluder re-solves colours (compensate): the
+    white top layer clips, the rest goes to the faint layer under it — in the new stack only."""
+    _, peeled = scene()
+    top = peeled[2].rgba.copy()
+    top[..., :3] = 1.0
+    top[..., 3] *= 0.7
+    faint = top.copy()                        # α 0.21 < 0.5: nothing of it to complete, left as it is
+    faint[..., :3], faint[..., 3] = 0.5, top[..., 3] * 0.3
+    stack = LayerStack([Layer(peeled[0].rgba.copy()), Layer(peeled[1].rgba.copy()), Layer(faint), Layer(top)])
+    before = [x.rgba.copy() for x in stack]
+    out = ExemplarCompleter()(stack)
+    assert not np.array_equal(out[1].rgba, before[1]) and not np.array_equal(out[2].rgba, before[2])
+    assert all(np.array_equal(x.rgba, b) for x, b in zip(stack, before))
+    assert np.abs(out.composite() - stack.composite()).max() < 2e-3
+
+
 def test_two_layer_stack_is_returned_as_is() -> None:
     gt, _ = scene()
     two = LayerStack([gt[0], gt[1]])

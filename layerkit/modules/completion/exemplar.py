@@ -391,7 +391,7 @@ class ExemplarCompleter(Completer):
         given = list(amodal) if amodal is not None else [None] * len(stack)
         if len(given) != len(stack):
             raise ValueError(f"amodal lists {len(given)} masks for {len(stack)} layers")
-        rgbas = [stack[0].rgba] + [self.complete_layer(layer.rgba, covers[k], given[k]) if k < len(stack) - 1
+        rgbas = [stack[0].rgba.copy()] + [self.complete_layer(layer.rgba, covers[k], given[k]) if k < len(stack) - 1
                                    else layer.rgba.copy() for k, layer in enumerate(stack) if k > 0]
         if self.cover_threshold < 1.0:
             compensate(rgbas, stack.composite()[..., :3])
@@ -409,7 +409,7 @@ class ExemplarCompleter(Completer):
         hidden = cover >= self.cover_threshold
         visible = (alpha > 0.5) & ~hidden
         if not hidden.any() or visible.sum() < 16:
-            return rgba
+            return rgba.copy()
         ys, xs = np.nonzero(visible)
         h, w = alpha.shape
         my, mx = int(self.margin * (ys.max() - ys.min() + 1)) + 2, int(self.margin * (xs.max() - xs.min() + 1)) + 2
@@ -420,7 +420,7 @@ class ExemplarCompleter(Completer):
         crop = (slice(y0, y1), slice(x0, x1))
         hid, vis = hidden[crop], visible[crop]
         if not hid.any():
-            return rgba
+            return rgba.copy()
         if amodal is not None:
             target = np.asarray(amodal, bool)[crop] & hid
         else:
