@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from layerkit.errors import ConfigError
 from layerkit.evaluation.amodal import covers, evaluate_complete, layer_scores
-from layerkit.modules.completion.exemplar import ExemplarCompleter, amodal_shape, compensate, fill_from_source
+from layerkit.modules.completion.exemplar import ExemplarCompleter, _outline, amodal_shape, compensate, fill_from_source
 from layerkit.registry import build
 from layerkit.types import Layer, LayerStack
 
@@ -91,14 +92,73 @@ def test_compensate_restores_composite_under_soft_cover() -> None:
     assert np.abs(LayerStack([Layer(x) for x in layers]).composite() - target).max() < 2e-3
 
 
+def test_input_stack_is_not_changed() -> None:
+    """Completion under a half-transparent white occluder re-solves colours (compensate): the
+    white top layer clips, the rest goes to the faint layer under it — in the new stack only."""
+    _, peeled = scene()
+    top = peeled[2].rgba.copy()
+    top[..., :3] = 1.0
+    top[..., 3] *= 0.7
+    faint = top.copy()                        # α 0.21 < 0.5: nothing of it to complete, left as it is
+    faint[..., :3], faint[..., 3] = 0.5, top[..., 3] * 0.3
+    stack = LayerStack([Layer(peeled[0].rgba.copy()), Layer(peeled[1].rgba.copy()), Layer(faint), Layer(top)])
+    before = [x.rgba.copy() for x in stack]
+    out = ExemplarCompleter()(stack)
+    assert not np.array_equal(out[1].rgba, before[1]) and not np.array_equal(out[2].rgba, before[2])
+    assert all(np.array_equal(x.rgba, b) for x, b in zip(stack, before))
+    assert np.abs(out.composite() - stack.composite()).max() < 2e-3
+
+
 def test_two_layer_stack_is_returned_as_is() -> None:
     gt, _ = scene()
     two = LayerStack([gt[0], gt[1]])
     assert ExemplarCompleter()(two) is two
 
 
+def test_ring_side_and_max_reach_limit_the_continuation() -> None:
+    """An L-shaped visible part whose foot touches an occluder: the continuation grows out of the
+    occluded end, not sideways past the object's own outline, and never beyond ``max_reach``."""
+    vis = np.zeros((80, 80), bool)
+    vis[10:70, 25:35] = True                  # the upright of the L, 5 px beside the occluder
+    vis[60:70, 35:40] = True                  # its foot, running into the occluder at x = 40
+    hid = np.zeros((80, 80), bool)
+    hid[:, 40:] = True
+    free = amodal_shape(vis, hid, "extend", depth=3.0)
+    side = amodal_shape(vis, hid, "extend", depth=3.0, ring_side=True)
+    assert side.any() and not (side & ~free).any()
+    assert side[40:60, 40:].sum() < free[40:60, 40:].sum()          # less growth up beside the upright
+    assert side[60:70, 40:46].all()                                  # the foot goes on behind
+    near = amodal_shape(vis, hid, "extend", depth=3.0, max_reach=0.2)
+    far = cv2.distanceTransform((~vis).astype(np.uint8), cv2.DIST_L2, 3) / np.sqrt(vis.sum())
+    assert near.any() and (far[near] <= 0.2).all() and near.sum() < free.sum()
+
+
+def test_outline_continuation_closes_a_cut_disc() -> None:
+    """A disc whose right part is under a square: the outline, continued with its own tangents
+    from the two T-junctions, closes the disc behind the square (and the gap grows with bulge)."""
+    yy, xx = np.mgrid[:H, :W]
+    disc = ((xx - 55) ** 2 + (yy - 48) ** 2) <= 28 ** 2
+    hid = (xx >= 62) & (xx < 100) & (yy >= 25) & (yy < 75)
+    truth = disc & hid
+    m = _outline(disc & ~hid, hid, 1.5) & hid
+    assert (m & truth).sum() / (m | truth).sum() > 0.85
+    assert (_outline(disc & ~hid, hid, 1.0) & hid).sum() < m.sum()
+    assert not (_outline(disc & ~hid, np.zeros_like(hid), 1.5)).any()     # nothing hidden: nothing drawn
+
+
+def test_given_amodal_mask_replaces_the_shape_continuation() -> None:
+    gt, peeled = scene()
+    cover = covers([x.alpha for x in peeled])[1].astype(np.float32)
+    whole = gt[1].alpha > 0.5
+    out = ExemplarCompleter().complete_layer(peeled[1].rgba, cover, amodal=whole)
+    hidden = cover >= 0.5
+    assert np.array_equal(out[..., 3][hidden] > 0.5, whole[hidden])
+    assert np.array_equal(out[~hidden], peeled[1].rgba[~hidden])
+
+
 @pytest.mark.parametrize("key,value", [("shape", "blob"), ("fill", "magic"), ("cover_threshold", 0.2),
-                                       ("patch_size", 4), ("depth", -1.0), ("margin", -0.1)])
+                                       ("patch_size", 4), ("depth", -1.0), ("margin", -0.1), ("max_reach", 0.0),
+                                       ("outline", -1.0)])
 def test_bad_settings_raise_config_error(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"completion.{key}"):
         build("completion", "exemplar", {key: value})

@@ -12,9 +12,13 @@ was at those pixels, and is unchanged everywhere else.
    region is continued into it by its convex hull, plus either an ellipse fitted to the *true*
    contour (the part of ``V``'s outline not touching the occluders) when it agrees with ``V``
    (IoU ≥ ``ellipse_iou`` outside the hidden region; it restores a rounded side that the hull
-   would cut with a chord), or else the silhouette's sides continued straight up to ``depth``
-   object half-widths (:func:`_extend`). What the peeler already put there (``α > 0.5``) is
-   kept (``keep_existing``). Only the hidden region changes.
+   would cut with a chord), or else the visible part continued from the occlusion boundary up to
+   ``depth`` object half-widths (:func:`_extend`; with ``ring_side`` only where a hidden pixel is
+   nearer to that boundary than to the object's true outline). Nothing farther than
+   ``max_reach`` × ``sqrt(|V|)`` from ``V`` is added. With ``outline`` the visible outline is
+   also continued through the hidden region by curves keeping its tangents at the T-junctions
+   (:func:`_outline`). What the peeler already put there
+   (``α > 0.5``) is kept (``keep_existing``). Only the hidden region changes.
 2. **Colour** (:func:`fill_from_source`): the new hidden pixels are filled from the layer's own
    fully visible pixels only (``α_k > 0.9`` and ``C_k < 0.01``), never from the occluder or the
    background: ``fill="exemplar"`` runs coarse-to-fine PatchMatch (the kernels of
@@ -78,7 +82,8 @@ def _ellipse(visible: np.ndarray, hidden: np.ndarray, min_iou: float) -> np.ndar
     return e if union > 0 and inter / union >= min_iou else None
 
 
-def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool = False) -> np.ndarray:
+def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool = False,
+            ring_side: bool = False) -> np.ndarray:
     """Continue ``visible`` into ``hidden`` along its own outline.
 
     A hidden pixel joins the object when (1) it lies within ``depth`` × the object's half-width
@@ -86,7 +91,9 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool =
     ``hidden`` (within :data:`RING` pixels), and, with ``sides``, (2) it is on the inner side of the
     tangent at its nearest *true* contour point (the outline not touching ``hidden``), i.e. the
     silhouette's sides are continued straight (on the A set that test cut more than it kept:
-    hidden L1 0.247 with it, 0.241 without).
+    hidden L1 0.247 with it, 0.241 without), and, with ``ring_side``, (3) it is at least as near
+    to those ring pixels as to the rest of the visible part — the continuation grows out of the
+    occlusion boundary, not sideways past the object's true outline.
     """
     v8 = visible.astype(np.uint8)
     k = 2 * RING + 1
@@ -100,6 +107,10 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool =
     near_h = cv2.dilate(hidden.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     true_edge = edge & ~near_h
     out = hidden & reach
+    rest = visible & ~ring
+    if ring_side and rest.any():
+        d_ring = cv2.distanceTransform((~ring).astype(np.uint8), cv2.DIST_L2, 3)
+        out &= d_ring <= cv2.distanceTransform((~rest).astype(np.uint8), cv2.DIST_L2, 3)
     if not sides or true_edge.sum() < 3:
         return out
     blur = cv2.GaussianBlur(visible.astype(np.float32), (0, 0), 2.0)
@@ -118,8 +129,50 @@ def _extend(visible: np.ndarray, hidden: np.ndarray, depth: float, sides: bool =
     return res
 
 
+def _outline(visible: np.ndarray, hidden: np.ndarray, bulge: float, tangent_px: int = 8) -> np.ndarray:
+    """The visible outline continued through ``hidden`` by curves that keep its tangents.
+
+    Along each external contour of ``visible``, every run of points touching ``hidden`` (the
+    occlusion boundary) is replaced by a cubic Hermite curve between the two true-contour points
+    that bound it (the T-junctions), leaving each with the direction the outline had over the
+    last ``tangent_px`` points, with tangent length ``bulge`` × the distance between the two
+    points (Kanizsa-style contour completion); the closed outline is filled. Not cut to ``hidden``.
+    """
+    out = np.zeros(visible.shape, np.uint8)
+    contours, _ = cv2.findContours(visible.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    near_h = cv2.dilate(hidden.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    t = np.linspace(0.0, 1.0, 40)[:, None]
+    h00, h10, h01, h11 = 2 * t ** 3 - 3 * t ** 2 + 1, t ** 3 - 2 * t ** 2 + t, 3 * t ** 2 - 2 * t ** 3, t ** 3 - t ** 2
+    for c in contours:
+        pts = c[:, 0].astype(np.float64)
+        n = len(pts)
+        near = near_h[c[:, 0, 1], c[:, 0, 0]]
+        if n < 3 * tangent_px or near.all() or not near.any():
+            continue
+        first = int(np.argmin(near))                     # start on a true-contour point
+        pts, near = np.roll(pts, -first, 0), np.roll(near, -first)
+        poly, i = [], 0
+        while i < n:
+            if not near[i]:
+                poly.append(pts[i][None])
+                i += 1
+                continue
+            s = i
+            while i < n and near[i]:
+                i += 1
+            a, b = pts[s - 1], pts[i % n]
+            ta, tb = a - pts[(s - 1 - tangent_px) % n], pts[(i + tangent_px) % n] - b
+            length = bulge * float(np.hypot(*(b - a)))
+            ta = ta * length / max(float(np.hypot(*ta)), 1e-9)
+            tb = tb * length / max(float(np.hypot(*tb)), 1e-9)
+            poly.append(h00 * a + h10 * ta + h01 * b + h11 * tb)
+        cv2.fillPoly(out, [np.round(np.concatenate(poly)).astype(np.int32)], 1)
+    return out.astype(bool)
+
+
 def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", ellipse_iou: float = 0.8,
-                 depth: float = 1.0, sides: bool = False) -> np.ndarray:
+                 depth: float = 1.0, sides: bool = False, ring_side: bool = False,
+                 max_reach: float | None = None, outline: float = 0.0) -> np.ndarray:
     """Where the object continues inside ``hidden`` (a bool ``H×W`` mask, subset of ``hidden``).
 
     Args:
@@ -131,6 +184,11 @@ def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", e
         ellipse_iou: least IoU of the fitted ellipse with ``visible`` outside ``hidden``.
         depth: reach of :func:`_extend` in object half-widths.
         sides: continue the silhouette's sides straight in :func:`_extend` (the tangent test).
+        ring_side: grow :func:`_extend` only from the occlusion boundary (test 3 there).
+        outline: with ``shape`` ``"auto"`` or ``"extend"``, also add the outline continued by
+            tangent-keeping curves (:func:`_outline`, this ``bulge``); 0: off.
+        max_reach: no hidden pixel farther from ``visible`` than this many ``sqrt(|visible|)``
+            (cuts a hull or ellipse that runs far into the occluder); ``None``: no limit.
     """
     if shape == "none" or not visible.any():
         return np.zeros_like(hidden)
@@ -142,8 +200,14 @@ def amodal_shape(visible: np.ndarray, hidden: np.ndarray, shape: str = "auto", e
     if e is not None:
         out = (out | e) if shape == "auto" else e
     elif shape in ("auto", "extend"):
-        out |= _extend(visible, hidden, depth, sides)
-    return out & hidden
+        out |= _extend(visible, hidden, depth, sides, ring_side)
+    if outline > 0 and shape in ("auto", "extend"):
+        out |= _outline(visible, hidden, outline)
+    out &= hidden
+    if max_reach is not None and out.any():
+        far = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 3) / np.sqrt(float(visible.sum()))
+        out &= far <= max_reach
+    return out
 
 
 def fill_from_source(image: np.ndarray, source: np.ndarray, target: np.ndarray, method: str = "exemplar",
@@ -271,6 +335,12 @@ class ExemplarCompleter(Completer):
         ellipse_iou: least agreement of a fitted ellipse with the visible mask to be used.
         depth: how far (in object half-widths) the visible part is continued where no ellipse fits.
         sides: restrict that continuation to the silhouette's sides continued straight.
+        ring_side: let that continuation grow only out of the occlusion boundary (hidden pixels
+            nearer to the visible pixels touching the occluder than to the rest of the object).
+        max_reach: drop continued pixels farther than this many ``sqrt(visible area)`` from the
+            visible part (``None``: no limit).
+        outline: also continue the visible outline through the hidden region by curves that keep
+            its tangents at the T-junctions, tangent length this × the gap (0: off).
         keep_existing: keep what the layer already has in its hidden region (α > 0.5).
         patch_size: odd PatchMatch patch side (pixels).
         margin: context kept around each object's box when cropping, as a share of its size.
@@ -283,8 +353,9 @@ class ExemplarCompleter(Completer):
     role = "completion"
 
     def __init__(self, shape: str = "auto", fill: str = "texture", cover_threshold: float = 0.5,
-                 ellipse_iou: float = 0.8, depth: float = 1.0, sides: bool = False, keep_existing: bool = True,
-                 patch_size: int = 7, margin: float = 0.5, seed: int = 0) -> None:
+                 ellipse_iou: float = 0.8, depth: float = 1.25, sides: bool = False, keep_existing: bool = True,
+                 patch_size: int = 7, margin: float = 0.5, seed: int = 0, ring_side: bool = True,
+                 max_reach: float | None = 0.5, outline: float = 1.5) -> None:
         if shape not in SHAPES:
             raise ValueError(f"completion.shape must be one of {', '.join(SHAPES)}, got {shape!r}")
         if fill not in FILLS:
@@ -297,40 +368,65 @@ class ExemplarCompleter(Completer):
             raise ValueError(f"completion.margin must be >= 0, got {margin}")
         if depth < 0:
             raise ValueError(f"completion.depth must be >= 0, got {depth}")
+        if max_reach is not None and max_reach <= 0:
+            raise ValueError(f"completion.max_reach must be > 0 or null, got {max_reach}")
+        if outline < 0:
+            raise ValueError(f"completion.outline must be >= 0, got {outline}")
+        self.ring_side, self.max_reach = bool(ring_side), None if max_reach is None else float(max_reach)
+        self.outline = float(outline)
         self.depth, self.sides, self.keep_existing = float(depth), bool(sides), bool(keep_existing)
         self.shape, self.fill, self.cover_threshold = shape, fill, float(cover_threshold)
         self.ellipse_iou, self.patch_size, self.margin, self.seed = float(ellipse_iou), int(patch_size), float(margin), int(seed)
 
-    def __call__(self, stack: LayerStack) -> LayerStack:
-        """A new stack whose object layers (index ≥ 1) have their hidden parts completed."""
+    def __call__(self, stack: LayerStack, amodal: list[np.ndarray | None] | None = None) -> LayerStack:
+        """A new stack whose object layers (index ≥ 1) have their hidden parts completed.
+
+        ``amodal[k]`` (optional, one entry per layer) is a known whole-object mask of layer ``k``
+        used instead of the shape continuation (see :meth:`complete_layer`).
+        """
         if len(stack) < 3:
             return stack
         alphas = [layer.alpha.astype(np.float32) for layer in stack]
         covers = cover_above(alphas)
-        rgbas = [stack[0].rgba] + [self.complete_layer(layer.rgba, covers[k]) if k < len(stack) - 1 else layer.rgba.copy()
-                                   for k, layer in enumerate(stack) if k > 0]
+        given = list(amodal) if amodal is not None else [None] * len(stack)
+        if len(given) != len(stack):
+            raise ValueError(f"amodal lists {len(given)} masks for {len(stack)} layers")
+        rgbas = [stack[0].rgba.copy()] + [self.complete_layer(layer.rgba, covers[k], given[k]) if k < len(stack) - 1
+                                   else layer.rgba.copy() for k, layer in enumerate(stack) if k > 0]
         if self.cover_threshold < 1.0:
             compensate(rgbas, stack.composite()[..., :3])
         return LayerStack([Layer(rgba, name=layer.name, prompt=layer.prompt, visible=layer.visible)
                            for rgba, layer in zip(rgbas, stack)])
 
-    def complete_layer(self, rgba: np.ndarray, cover: np.ndarray) -> np.ndarray:
-        """Complete one ``H×W×4`` straight-RGBA layer given the ``H×W`` cover of the layers above it."""
+    def complete_layer(self, rgba: np.ndarray, cover: np.ndarray, amodal: np.ndarray | None = None) -> np.ndarray:
+        """Complete one ``H×W×4`` straight-RGBA layer given the ``H×W`` cover of the layers above it.
+
+        ``amodal`` (``H×W`` bool, optional) is a known whole-object mask (e.g. from a learned
+        amodal model, or the GT shape when measuring the ceiling of the colour fill); inside the
+        hidden region it replaces the shape continuation, and ``keep_existing`` is not applied.
+        """
         alpha = rgba[..., 3]
         hidden = cover >= self.cover_threshold
         visible = (alpha > 0.5) & ~hidden
         if not hidden.any() or visible.sum() < 16:
-            return rgba
+            return rgba.copy()
         ys, xs = np.nonzero(visible)
         h, w = alpha.shape
         my, mx = int(self.margin * (ys.max() - ys.min() + 1)) + 2, int(self.margin * (xs.max() - xs.min() + 1)) + 2
         y0, y1, x0, x1 = max(0, ys.min() - my), min(h, ys.max() + 1 + my), max(0, xs.min() - mx), min(w, xs.max() + 1 + mx)
+        if amodal is not None and (np.asarray(amodal, bool) & hidden).any():   # the given shape may reach farther
+            ay, ax = np.nonzero(np.asarray(amodal, bool) & hidden)
+            y0, y1, x0, x1 = min(y0, ay.min()), max(y1, ay.max() + 1), min(x0, ax.min()), max(x1, ax.max() + 1)
         crop = (slice(y0, y1), slice(x0, x1))
         hid, vis = hidden[crop], visible[crop]
         if not hid.any():
-            return rgba
-        target = amodal_shape(vis, hid, self.shape, self.ellipse_iou, self.depth, self.sides)
-        if self.keep_existing:
+            return rgba.copy()
+        if amodal is not None:
+            target = np.asarray(amodal, bool)[crop] & hid
+        else:
+            target = amodal_shape(vis, hid, self.shape, self.ellipse_iou, self.depth, self.sides, self.ring_side,
+                                  self.max_reach, self.outline)
+        if self.keep_existing and amodal is None:
             target |= hid & (alpha[crop] > 0.5)
         source = (alpha[crop] > 0.9) & (cover[crop] < 0.01)
         out = rgba.copy()
