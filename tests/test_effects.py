@@ -84,6 +84,22 @@ def test_shadow_moves_into_the_layer_and_the_ground_is_cleaned(shadow_scene):
     assert psnr(rec, rec0) > 50.0
 
 
+def test_the_fitted_penumbra_is_traced_in_full_resolution_pixels():
+    h, w = 160, 200
+    ground = _ground(h, w)
+    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(49))
+    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
+    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+    stage = ShadowReflectionEffects(effects=("shadow",))
+    stage(image, alpha, rgb, _background_guess(image, alpha))
+    s0, s1 = stage.trace["shadow_sigma0"], stage.trace["shadow_sigma1"]
+    true0, true1 = params["sigma"]
+    assert 0.0 < s0 <= s1, (s0, s1)
+    # the far end's blur within a factor 2 of the generator's (benchmarks/effects_ceiling.py reads it)
+    assert 0.5 * true1 < s1 < 2.0 * true1, (s1, true1, s0, true0)
+
+
 def test_no_effect_on_a_plain_cut_out():
     h, w = 160, 200
     ground = _ground(h, w, seed=5)

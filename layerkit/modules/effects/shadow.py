@@ -242,7 +242,8 @@ class ShadowMixin:
             if strength < self.min_darkening or dark < self.min_dark_share or cover < self.min_cover:
                 continue
             edge, sig0, sig1 = self._fit(sil, lum, obj, sx, sy, yc, oh, fade)
-            self.trace["shadow_edge"] = edge
+            # the fitted penumbra's sigmas at the contact and one object height away (full-resolution pixels)
+            self.trace.update(shadow_edge=edge, shadow_sigma0=sig0 / k, shadow_sigma1=(sig0 + sig1) / k)
             if edge < self.min_edge * strength:
                 continue
             if self.polish:  # the direction that the whole model (strength, fade, penumbra) explains best
