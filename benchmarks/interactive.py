@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from layerkit import Pipeline  # noqa: E402
-from layerkit.app.interactive import Click, ClickRefiner, GrabCutPeer  # noqa: E402
+from layerkit.app.interactive import Click, ClickRefiner, GrabCutPeer, click_segmenter  # noqa: E402
 from layerkit.evaluation.interactive import PEER, ClickSample, find_click_samples, run_protocol, table_markdown  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     pipe = Pipeline.from_config(args.config)
-    all_methods = {"layerkit": ClickRefiner(pipe.segmenter), PEER: GrabCutPeer()}
+    all_methods = {"layerkit": ClickRefiner(click_segmenter(pipe.segmenter)), PEER: GrabCutPeer()}
     methods = {PEER if m == "grabcut" else m: all_methods[PEER if m == "grabcut" else m] for m in args.methods.split(",")}
     results = run_noc(find_pairs(args.composites, args.real, args.limit, args.offset), methods, args.max_clicks, args.quiet) \
         if (args.composites or args.real) else {}

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_composite
 
 from layerkit import LayerStack, Pipeline
-from layerkit.app.interactive import Click, ClickRefiner, GrabCutPeer
+from layerkit.app.interactive import Click, ClickRefiner, GrabCutPeer, click_segmenter
 from layerkit.app.noc import Trace, mask_iou, next_click, simulate, summarise
 from layerkit.app.session import Session, error_message
 from layerkit.errors import EditError, InputImageError, LayerkitError, OutputError, PromptError
@@ -281,3 +281,28 @@ def test_undo_history_shares_arrays_and_is_bounded_for_big_photos(pipe):
     assert s.undo() and s.current().name == "object 1" and s.current().rgba is rgba
     big = Session(image=np.empty((4000, 3000, 3), np.float32))  # 12 MP (pages untouched)
     assert 3 <= big.undo_limit() < 30 and s.undo_limit() == 30
+
+
+def test_first_click_runs_at_the_box_working_size(pipe: Pipeline) -> None:
+    """The CLI's one-click prompts run GrabCut at point_max_side (640); the app's first click keeps
+    the 370 px working size (its 3 s budget), on a copy: the pipeline's segmenter is untouched."""
+    seg = pipe.segmenter
+    assert seg.point_max_side == 640                      # the shipped classical config
+    app_seg = click_segmenter(seg)
+    assert app_seg is not seg and app_seg.point_max_side is None and app_seg.max_side == seg.max_side
+    assert seg.point_max_side == 640
+    assert click_segmenter(app_seg) is app_seg            # nothing to change: the same object
+    calls: list[tuple[int, int]] = []
+
+    class Spy:
+        point_max_side = None
+
+        def __call__(self, image: np.ndarray, prompt: object) -> np.ndarray:
+            calls.append(image.shape[:2])
+            return np.ones(image.shape[:2], bool)
+
+    spy = Spy()
+    assert click_segmenter(spy) is spy
+    img, _, _ = two_discs()
+    ClickRefiner(click_segmenter(spy))(img, [Click(40.0, 40.0, True)])
+    assert calls == [img.shape[:2]]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from layerkit.app.interactive import Click, ClickRefiner
+from layerkit.app.interactive import Click, ClickRefiner, click_segmenter
 from layerkit.errors import EditError, LayerkitError, OutputError, PromptError
 from layerkit.types import Layer, LayerStack, Prompt
 
@@ -230,7 +230,7 @@ class Session:
         self._snapshot()
         try:
             clicks = [*obj.clicks, Click(float(x), float(y), bool(positive))]
-            refiner = ClickRefiner(pipe.segmenter)
+            refiner = ClickRefiner(click_segmenter(pipe.segmenter))
             mask = refiner(self.image, clicks, obj.mask)  # type: ignore[arg-type]
             obj.clicks = clicks
             if not mask.any():

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_interactive(args: argparse.Namespace, specs: list[str]) -> int:
     """``--interactive``: the click protocol of :mod:`layerkit.evaluation.interactive` per config + the peer."""
-    from layerkit.app.interactive import ClickRefiner, GrabCutPeer
+    from layerkit.app.interactive import ClickRefiner, GrabCutPeer, click_segmenter
     from layerkit.errors import ConfigError
     from layerkit.evaluation import interactive as I
     from layerkit.evaluation.runner import dump_json, write_outputs
@@ -136,7 +136,7 @@ def run_interactive(args: argparse.Namespace, specs: list[str]) -> int:
     kind, samples = I.find_click_samples(args.data, args.limit, ids=ids)
     if args.max_clicks < 1:
         raise ConfigError(f"--max-clicks must be at least 1, got {args.max_clicks}")
-    methods: dict[str, Any] = {spec: ClickRefiner(spec_pipeline(args, spec).segmenter) for spec in specs}
+    methods: dict[str, Any] = {spec: ClickRefiner(click_segmenter(spec_pipeline(args, spec).segmenter)) for spec in specs}
     if not args.no_peer:
         methods[I.PEER] = GrabCutPeer()
     result = I.run_protocol(methods, samples, args.max_clicks, quiet=args.quiet)
