@@ -283,11 +283,13 @@ def test_undo_history_shares_arrays_and_is_bounded_for_big_photos(pipe):
     assert 3 <= big.undo_limit() < 30 and s.undo_limit() == 30
 
 
-def test_first_click_runs_at_the_box_working_size(pipe: Pipeline) -> None:
-    """The CLI's one-click prompts run GrabCut at point_max_side (640); the app's first click keeps
-    the 370 px working size (its 3 s budget), on a copy: the pipeline's segmenter is untouched."""
+def test_first_click_runs_at_the_box_working_size() -> None:
+    """With photo_points, one-click prompts run GrabCut at point_max_side (640); the app's first click
+    keeps the 370 px working size (its 3 s budget), on a copy: the pipeline's segmenter is untouched."""
+    pipe = Pipeline.from_config("classical+photo_points")
+    assert pipe.settings.coarse_side == 640
     seg = pipe.segmenter
-    assert seg.point_max_side == 640                      # the shipped classical config
+    assert seg.point_max_side == 640
     app_seg = click_segmenter(seg)
     assert app_seg is not seg and app_seg.point_max_side is None and app_seg.max_side == seg.max_side
     assert seg.point_max_side == 640

@@ -106,9 +106,9 @@ def _components_with_clicks(mask: np.ndarray, clicks: Sequence[Click]) -> np.nda
 def click_segmenter(segmenter: Any) -> Any:
     """The segmenter the app's first click runs: the pipeline's, at its box working size.
 
-    ``segmenter.point_max_side`` (640 in ``classical``) makes a one-click prompt run GrabCut at
-    640 px, which finds whole objects on photos from the CLI but costs ~3× the time of the 370 px
-    box working size: past the app's 3 s budget for the first click, where the following clicks
+    ``segmenter.point_max_side`` (640 in ``classical+photo_points``) makes a one-click prompt run
+    GrabCut at 640 px, which finds whole objects on photos more often but costs ~3× the time of
+    the 370 px box working size: past the app's 3 s budget for the first click, where the following clicks
     correct the extent anyway. The app's copy leaves it off; the pipeline's segmenter is untouched.
     """
     if getattr(segmenter, "point_max_side", None) is None:
