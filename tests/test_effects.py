@@ -45,6 +45,18 @@ def _object(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> tuple
     return rgb, alpha
 
 
+def egg_shadow_scene(seed: int = 49, h: int = 160, w: int = 200, ground: np.ndarray | None = None) -> dict:
+    """An egg on textured ground (or ``ground``) with the dataset maker's cast shadow: ``image``, ``ground``, ``rgb``,
+    ``alpha`` (the object's), ``shadow``, ``params`` (the shadow's) and ``gt_layer`` (object + shadow, RGBA)."""
+    ground = _ground(h, w) if ground is None else ground
+    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
+    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
+    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+    return {"image": image, "ground": ground, "rgb": rgb, "alpha": alpha, "shadow": shadow, "params": params,
+            "gt_layer": np.dstack([f, a]).astype(np.float32)}
+
+
 def _background_guess(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """What the decomposer hands the stage: the image with the object's region inpainted."""
     b = inpaint(np.where((alpha <= 0)[..., None], image, 0), alpha > 0.5)
@@ -85,12 +97,8 @@ def test_shadow_moves_into_the_layer_and_the_ground_is_cleaned(shadow_scene):
 
 
 def test_the_fitted_penumbra_is_traced_in_full_resolution_pixels():
-    h, w = 160, 200
-    ground = _ground(h, w)
-    rgb, alpha = _object(h, w, 70, 120, 30, 16)
-    shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(49))
-    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+    sc = egg_shadow_scene()
+    image, rgb, alpha, params = sc["image"], sc["rgb"], sc["alpha"], sc["params"]
     stage = ShadowReflectionEffects(effects=("shadow",))
     stage(image, alpha, rgb, _background_guess(image, alpha))
     s0, s1 = stage.trace["shadow_sigma0"], stage.trace["shadow_sigma1"]
@@ -163,12 +171,8 @@ def _high_pass(x: np.ndarray) -> np.ndarray:
 def planks_shadow_scene(seed: int, h: int = 160, w: int = 200) -> tuple[np.ndarray, ...]:
     """An egg over wooden planks with the dataset maker's cast shadow: ``(image, ground, rgb,
     alpha, shadow alpha, shadow parameters)`` (also the figure of ``benchmarks/effects_figure.py``)."""
-    ground = _planks(h, w, seed)
-    rgb, alpha = _object(h, w, 70, 120, 30, 16)
-    shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
-    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
-    return image, ground, rgb, alpha, shadow, params
+    sc = egg_shadow_scene(seed, h, w, ground=_planks(h, w, seed))
+    return sc["image"], sc["ground"], sc["rgb"], sc["alpha"], sc["shadow"], sc["params"]
 
 
 @pytest.mark.parametrize("seed", [49, 3, 11])

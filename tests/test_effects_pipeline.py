@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_effects import _ground, _object
+from test_effects import _ground, _object, egg_shadow_scene
 
 from layerkit.cli import main
 from layerkit.editing import move, recolor
 from layerkit.errors import DataError
-from layerkit.evaluation.effects_data import cast_shadow, make_effects_dataset, over_premul, parse_effects
+from layerkit.evaluation.effects_data import make_effects_dataset, parse_effects
 from layerkit.ops.compositing import psnr
 from layerkit.pipelines.decompose import Pipeline
 from layerkit.types import Prompt
@@ -21,16 +21,10 @@ from layerkit.types import Prompt
 
 @pytest.fixture(scope="module")
 def scene() -> dict:
-    h, w = 160, 200
-    ground = _ground(h, w)
-    rgb, alpha = _object(h, w, 70, 120, 30, 16)
-    shadow, _ = cast_shadow(alpha.astype(np.float64), np.random.default_rng(49))
-    f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-    image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
-    ys, xs = np.nonzero(alpha > 0.1)
-    box = [int(xs.min()) - 2, int(ys.min()) - 2, int(xs.max()) + 3, int(ys.max()) + 3]
-    return {"image": image, "ground": ground, "shadow": shadow, "alpha": alpha, "box": box,
-            "gt_layer": np.dstack([f, a]).astype(np.float32)}
+    sc = egg_shadow_scene()
+    ys, xs = np.nonzero(sc["alpha"] > 0.1)
+    sc["box"] = [int(xs.min()) - 2, int(ys.min()) - 2, int(xs.max()) + 3, int(ys.max()) + 3]
+    return sc
 
 
 @pytest.fixture(scope="module")
