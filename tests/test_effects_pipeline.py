@@ -165,5 +165,8 @@ def test_benchmark_runs_with_cache_and_oracle(tmp_path: Path) -> None:
     assert bench.main([*args, "-o", str(tmp_path / "b.json")]) == 0  # from the cache
     a, b = (json.loads((tmp_path / n).read_text())["summary"] for n in ("a.json", "b.json"))
     assert a["fx_n"] == 2 and a["fx_bg_psnr_effect"] == b["fx_bg_psnr_effect"]
+    # the time ratio compares seconds of one run only: none from the cache (another run, another load)
+    assert a["time_ratio_samples"] == 2 and a["time_ratio"] > 0
+    assert b["time_ratio"] is None and "--cache" in b["time_ratio_note"]
     region = a["fx_bg_psnr_effect"]
     assert region["oracle"] > region["classical"] + 6.0  # the GT shadow divided out of classical's background
