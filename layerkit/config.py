@@ -57,6 +57,9 @@ class PipelineSettings:
         roi_min_margin: smallest margin in pixels.
         coarse_side: long side of the downscaled full image used to locate an object given by
             points or text only, before the full-resolution pass on its region.
+        point_whole: with points only, segment once on the whole image (at the segmenter's own
+            working size) and take that mask, instead of locating the object at ``coarse_side``
+            and segmenting its region again (the ``photo_points`` overlay).
         consistent: re-solve F from C, α and the final B (and B where that F would leave [0, 1]) so
             that the stack recomposes the input; honoured by single- and multi-layer runs.
         consistent_min_alpha: F is re-solved where α is at least this (below it the estimate
@@ -70,6 +73,7 @@ class PipelineSettings:
     roi_margin: float = 0.25
     roi_min_margin: int = 24
     coarse_side: int = 512
+    point_whole: bool = False
     consistent: bool = True
     consistent_min_alpha: float = 0.001
 

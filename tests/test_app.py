@@ -287,7 +287,7 @@ def test_first_click_runs_at_the_box_working_size() -> None:
     """With photo_points, one-click prompts run GrabCut at point_max_side (640); the app's first click
     keeps the 370 px working size (its 3 s budget), on a copy: the pipeline's segmenter is untouched."""
     pipe = Pipeline.from_config("classical+photo_points")
-    assert pipe.settings.coarse_side == 640
+    assert pipe.settings.point_whole
     seg = pipe.segmenter
     assert seg.point_max_side == 640
     app_seg = click_segmenter(seg)

@@ -94,3 +94,32 @@ def test_swapped_stage_is_used(composite):
     res = pipe(composite["image"], Prompt(boxes=[composite["box"]]))
     assert set(np.unique(res.alpha)) <= {0.0, 0.5, 1.0}
     assert pipe.config()["matter"]["backend"].endswith("HalfMatter")
+
+
+def test_point_whole_segments_a_click_once_on_the_whole_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """classical+photo_points: one GrabCut on the whole image for a click (no coarse pass, no crop
+    pass); boxes keep the region pass. The default segments a click twice (coarse, then region)."""
+    from conftest import make_composite
+
+    s = make_composite(96, 160)
+    click = Prompt(points=[[80, 48]])
+    pipe = Pipeline.from_config("classical+photo_points")
+    assert pipe.settings.point_whole and pipe.segmenter.point_max_side == 640
+    seg_type = type(pipe.segmenter)
+    calls: list[tuple[int, ...]] = []
+    original = seg_type.__call__
+
+    def spy(self, image, prompt):  # type: ignore[no-untyped-def]
+        calls.append(image.shape[:2])
+        return original(self, image, prompt)
+
+    monkeypatch.setattr(seg_type, "__call__", spy)
+    res = pipe(s["image"], click)
+    assert calls == [(96, 160)]
+    assert float(np.minimum(res.alpha, s["alpha"]).sum() / np.maximum(res.alpha, s["alpha"]).sum()) > 0.8
+    calls.clear()
+    pipe(s["image"], Prompt(boxes=[s["box"]]))
+    assert len(calls) == 1 and calls[0] != (96, 160)          # a box: its region only, as before
+    calls.clear()
+    Pipeline.from_config("classical")(s["image"], click)
+    assert len(calls) == 2                                     # coarse pass, then the region

@@ -229,12 +229,18 @@ class Pipeline:
             prompt = self._ground(img, prompt, timings)
 
         self.manual_seed()
-        if isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt:
+        only_points = prompt.points is not None and prompt.boxes is None and prompt.mask is None
+        if (isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt) or (s.point_whole and only_points):
             # a learned segmenter embeds the whole image once (reused by every object of a
-            # multi-layer run) and is prompted in full-image pixels; the rest runs on the region
+            # multi-layer run) and is prompted in full-image pixels; with `point_whole` a click is
+            # segmented once on the whole image (no coarse pass, no second pass on a crop); the
+            # rest runs on the region
             with self._stage("segment", timings):
-                self.segmenter.set_image(img)
-                full_mask = np.asarray(self.segmenter.predict(prompt)) > 0.5
+                if isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt:
+                    self.segmenter.set_image(img)
+                    full_mask = np.asarray(self.segmenter.predict(prompt)) > 0.5
+                else:
+                    full_mask = np.asarray(self.segmenter(img, prompt)) > 0.5
             with self._stage("locate", timings):
                 roi = self._roi_of_mask(img, prompt, full_mask)
             mask = crop(full_mask, roi)

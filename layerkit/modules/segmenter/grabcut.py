@@ -102,8 +102,8 @@ class GrabCutSegmenter(Segmenter):
             the image frame (see :func:`centred_ellipse`) instead of centring them in the box.
         point_max_side: working long side for prompts of points only (None: ``max_side``).
             From a click GrabCut at 370 px stops at the part under it more often than at 640 px:
-            the ``photo_points`` overlay sets 640 with ``pipeline.coarse_side`` 640 (real photos
-            win clearly, the dev30 composites lose, so ``classical`` leaves it off;
+            the ``photo_points`` overlay sets 640 with ``pipeline.point_whole`` (real photos win
+            clearly, the dev30 composites lose, so ``classical`` leaves it off;
             docs/benchmarks.md). The app's first click always leaves it off
             (``layerkit.app.interactive.click_segmenter``).
         side_band: background that enters the box across a side (not on the frame) and continues
