@@ -8,7 +8,8 @@ import pytest
 
 from layerkit.errors import ConfigError
 from layerkit.evaluation.amodal import covers, evaluate_complete, layer_scores
-from layerkit.modules.completion.exemplar import ExemplarCompleter, _outline, amodal_shape, compensate, fill_from_source
+from layerkit.modules.completion.exemplar import ExemplarCompleter, compensate, fill_from_source
+from layerkit.modules.completion.shape import _outline, amodal_shape
 from layerkit.registry import build
 from layerkit.types import Layer, LayerStack
 

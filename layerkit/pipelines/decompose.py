@@ -229,15 +229,16 @@ class Pipeline:
             prompt = self._ground(img, prompt, timings)
 
         self.manual_seed()
+        embeds_whole = isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt
         only_points = prompt.points is not None and prompt.boxes is None and prompt.mask is None
-        if (isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt) or (s.point_whole and only_points):
+        if embeds_whole or (s.point_whole and only_points):
             # a learned segmenter embeds the whole image once (reused by every object of a
             # multi-layer run) and is prompted in full-image pixels; with `point_whole` a click is
             # segmented once on the whole image (no coarse pass, no second pass on a crop); the
             # rest runs on the region
             with self._stage("segment", timings):
-                if isinstance(self.segmenter, Segmenter) and not self.segmenter.crop_to_prompt:
-                    self.segmenter.set_image(img)
+                if embeds_whole:
+                    self.segmenter.set_image(img)  # type: ignore[union-attr]
                     full_mask = np.asarray(self.segmenter.predict(prompt)) > 0.5
                 else:
                     full_mask = np.asarray(self.segmenter(img, prompt)) > 0.5
@@ -307,9 +308,9 @@ class Pipeline:
         return Prompt(points=prompt.points, labels=prompt.labels, boxes=boxes, mask=prompt.mask, text=prompt.text)
 
     def _roi_of_mask(self, img: np.ndarray, prompt: Prompt, mask: np.ndarray) -> tuple[int, int, int, int]:
-        """Region of a full-image mask from a learned segmenter: the prompt's box (or mask) plus the
-        margin, as for :meth:`_roi`; with points only, the mask's box (with the points) plus the
-        wider margin of the coarse pass."""
+        """Region of a full-image mask (a learned segmenter's, or a click's with ``point_whole``):
+        the prompt's box (or mask) plus the margin, as for :meth:`_roi`; with points only, the
+        mask's box (with the points) plus the wider margin of the coarse pass."""
         s = self.settings
         h, w = img.shape[:2]
         if prompt.boxes is not None or prompt.mask is not None:
