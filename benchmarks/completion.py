@@ -13,7 +13,11 @@ recomposition PSNR (mean and lowest image).
 Usage:
     layerkit make-dataset --fg-dir FG --bg-dir BG --objects 3 --n 30 --seed 1 --max-side 384 -o multi3/
     python benchmarks/completion.py multi3/ -o bench_completion/ [--config classical+peel] [--set completion.fill=harmonic] \
-        [--cache peels/] [--gt-shape]
+        [--cache peels/] [--gt-shape] [--gt-visible]
+
+``--gt-visible`` replaces the peel by the exact one (every GT layer cut to its visible part, its
+colour kept there): what the completion stage does when the peel is right, the ceiling that
+separates the stage from the segmentation in front of it.
 
 Writes ``OUT/summary.json`` and ``OUT/summary.md``.
 """
@@ -31,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from layerkit.evaluation.amodal import KEYS, evaluate_complete, mean_scores  # noqa: E402
+from layerkit.evaluation.amodal import KEYS, covers, evaluate_complete, mean_scores  # noqa: E402
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 from layerkit.pipelines.decompose import Pipeline  # noqa: E402
@@ -56,15 +60,27 @@ def _peel(pipe, img: np.ndarray, prompts: list, order: str, cache: Path | None, 
     return res.stack, match
 
 
+def visible_stack(gt: list[np.ndarray], cover_threshold: float = 0.99) -> LayerStack:
+    """The exact peel of a GT stack: each object layer kept where the layers above it cover less than ``cover_threshold``."""
+    cov = covers([g[..., 3] for g in gt])
+    out = [Layer(gt[0].astype(np.float32))]
+    for g, c in zip(gt[1:], cov[1:]):
+        a = (g[..., 3] * (c < cover_threshold)).astype(np.float32)
+        rgb = np.where(a[..., None] > 0, g[..., :3], 0.0).astype(np.float32)
+        out.append(Layer(np.concatenate([rgb, a[..., None]], axis=2)))
+    return LayerStack(out)
+
+
 def run(data: Path, config: str, overrides: list[str], order: str, limit: int | None, cache: Path | None = None,
-        gt_shape: bool = False) -> dict:
+        gt_shape: bool = False, gt_visible: bool = False) -> dict:
     """Peel every sample once (or read it from ``cache``), score the stack without and with the completion stage.
 
     The cache holds the peeled stacks only (keyed by sample and order; it does not depend on the
     ``completion`` overrides): delete it when the peeling stages or their config change.
     ``gt_shape`` adds the row "gt shape": the completion stage given each object's exact GT
     whole-object mask (inside the region the predicted upper layers cover) — the ceiling of the
-    shape continuation, what the colour fill and the peeled masks leave.
+    shape continuation, what the colour fill and the peeled masks leave. ``gt_visible`` scores
+    the stage on the exact peel (:func:`visible_stack`) instead of the pipeline's.
     """
     pipe = Pipeline.from_config(config, overrides)
     completer = pipe.completion
@@ -81,13 +97,16 @@ def run(data: Path, config: str, overrides: list[str], order: str, limit: int | 
     for s in samples:
         img = load_image(s.path / "composite.png")
         prompts = s.prompts("box")
+        gt = [layer.rgba for layer in s.ground_truth()]
         t0 = time.perf_counter()
-        stack, match = _peel(pipe, img, prompts, order, cache, s.path.name)
+        if gt_visible:
+            stack, match = visible_stack(gt), list(range(len(gt)))
+        else:
+            stack, match = _peel(pipe, img, prompts, order, cache, s.path.name)
         t1 = time.perf_counter()
         done = completer(stack)
         seconds["peel"] += t1 - t0
         seconds["completion"] += time.perf_counter() - t1
-        gt = [layer.rgba for layer in s.ground_truth()]
         results = [("none", stack), ("completion", done)]
         if gt_shape:
             amodal = [None] * len(stack)
@@ -99,7 +118,8 @@ def run(data: Path, config: str, overrides: list[str], order: str, limit: int | 
             ev = evaluate_complete([layer.rgba for layer in st], gt, img, match)
             rows[name] += ev["layers"]
             recompose[name].append(ev["recompose_psnr"])
-    out = {"data": str(data), "samples": len(samples), "config": config, "overrides": overrides, "order": order,
+    out = {"data": str(data), "samples": len(samples), "config": config, "overrides": overrides,
+           "order": order, "peel": "exact (GT visible parts)" if gt_visible else "pipeline",
            "completion_stage": getattr(completer, "layerkit_config", {"backend": "exemplar"}), "seconds": seconds}
     for name in rows:
         out[name] = dict(mean_scores(rows[name]), recompose_mean=float(np.mean(recompose[name])),
@@ -110,7 +130,7 @@ def run(data: Path, config: str, overrides: list[str], order: str, limit: int | 
 def markdown(summary: dict) -> str:
     keys = [*KEYS, "recompose_mean", "recompose_min"]
     lines = [f"{summary['samples']} samples of `{summary['data']}`, config `{summary['config']}` {summary['overrides']}, "
-             f"order {summary['order']}; completion stage {summary['completion_stage']}", "",
+             f"order {summary['order']}, peel {summary.get('peel', 'pipeline')}; completion stage {summary['completion_stage']}", "",
              "| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name in ("none", "completion", "gt shape"):
         if name not in summary:
@@ -135,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder of peeled stacks (completion off), written on the first run and read after")
     p.add_argument("--gt-shape", action="store_true",
                    help="also score the completion given the exact GT object shapes (the ceiling of the shape continuation)")
+    p.add_argument("--gt-visible", action="store_true",
+                   help="complete the exact peel (GT layers cut to their visible parts) instead of the pipeline's")
     args = p.parse_args(argv)
-    summary = run(args.data, args.config, args.overrides, args.order, args.limit, args.cache, args.gt_shape)
+    summary = run(args.data, args.config, args.overrides, args.order, args.limit, args.cache, args.gt_shape,
+                  args.gt_visible)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "summary.json").write_text(json.dumps(summary, indent=1))
     (args.output / "summary.md").write_text(markdown(summary))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from test_dataset import sources  # noqa: F401  (fixture)
 
 from layerkit.errors import ConfigError
 from layerkit.evaluation.amodal import covers, evaluate_complete, layer_scores
@@ -206,3 +207,29 @@ def test_classical_layers_complete_hidden_parts_and_cli_switch(tmp_path) -> None
     assert main([*args, "-o", str(tmp_path / "off"), "--set", "completion.backend=none"]) == 0
     on, off = LayerStack.load(tmp_path / "on"), LayerStack.load(tmp_path / "off")
     assert (on[1].alpha[gt_hidden] > 0.5).mean() > (off[1].alpha[gt_hidden] > 0.5).mean() + 0.3
+
+
+def test_exact_peel_ceiling_of_the_completion_benchmark(sources, tmp_path) -> None:  # noqa: F811
+    """benchmarks/completion.py --gt-visible: the exact peel is the GT cut to its visible parts, and completing it
+    lowers the hidden-region error without touching the composite."""
+    import json
+
+    from conftest import load_benchmark
+
+    from layerkit.evaluation.dataset import make_dataset
+
+    bench = load_benchmark("completion")
+    gt, peeled = scene()
+    exact = bench.visible_stack([layer.rgba for layer in gt])
+    for got, want in zip(exact, peeled):
+        np.testing.assert_allclose(got.rgba, want.rgba, atol=1e-6)
+    fg, bg = sources
+    data = make_dataset(fg, bg, tmp_path / "multi", n=2, objects=(3, 3), seed=1, occlusion=(0.3, 0.6), cover=(0.08, 0.2))
+    out = tmp_path / "bench"
+    assert bench.main([str(data), "-o", str(out), "--gt-visible", "--gt-shape"]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["peel"].startswith("exact")
+    none, done = doc["none"], doc["completion"]
+    assert done["hidden_l1"] < none["hidden_l1"]
+    assert doc["gt shape"]["iou_occ"] == pytest.approx(1.0)
+    assert none["recompose_min"] > 40 and done["recompose_min"] > 40
