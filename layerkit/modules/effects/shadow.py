@@ -197,10 +197,11 @@ class ShadowMixin:
                 again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
                 if again is not None:
                     strength, fade = again[0], again[1]
-                elif self.region_fallback:  # no inner core (a thin, blurred shadow): the whole region's fit
+                elif self.region_fallback:  # no inner core (a thin, blurred shadow): the whole region's fit,
+                    # held to the outline's own edge as the first match was (min_edge)
                     fit = self._region_fit(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1)
                     if fit is not None:
-                        strength, fade = fit
+                        strength, fade = min(fit[0], edge / max(self.min_edge, 1e-3)), fit[1]
                         self.trace.update(shadow_region_fit=1.0)
                 self.trace.update(shadow_darkening=strength, shadow_fade=fade)
             return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z,
