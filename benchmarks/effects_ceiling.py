@@ -9,6 +9,10 @@ the GT effect region, as a gain over ``classical`` (as in ``benchmarks/effects.p
 Usage (from the repository root, after ``benchmarks/effects.py ... --cache DIR`` on the same set)::
 
     python benchmarks/effects_ceiling.py --effects-data /tmp/fx/tune_sh --cache /tmp/fx/cache
+
+With ``--gt-matte`` it measures the segmentation's share instead: the stage (shadows) run on
+``classical``'s result with its matte and with the *true* object matte (``gt_object.png``, the
+same background), every sample's effect-region gain over ``classical`` and the set's mean.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,12 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--effects-data", required=True, help="folder made by layerkit make-dataset --effects shadow")
     p.add_argument("--cache", required=True, help="the --cache folder of benchmarks/effects.py (classical's results)")
     p.add_argument("--set", nargs="*", default=[], help="overrides of classical+effects (effects.KEY=VALUE)")
+    p.add_argument("--gt-matte", action="store_true", help="the stage with classical's matte vs the true object matte")
     a = p.parse_args(argv)
     data, cache = Path(a.effects_data), Path(a.cache)
     if not data.is_dir() or not cache.is_dir():
         print(f"error: {data if not data.is_dir() else cache} is not a folder", file=sys.stderr)
         return 2
     eff = Pipeline.from_config("classical+effects", ["effects.effects=[shadow]", *a.set]).effects
+    if a.gt_matte:
+        return _gt_matte(eff, data, cache)
     rows = []
     for sd in sorted(q for q in data.iterdir() if q.is_dir()):
         file = cache / f"{data.name}_{sd.name}.npz"
@@ -82,6 +90,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(rows)} found of {n}; sum of gains over the finds (dB), divide by {n} for the set's mean:")
         for key in ["stage"] + ["true_" + "+".join(g) for g in GROUPS]:
             print(f"  {key:28s} {sum(r[key] for r in rows):+7.1f}")
+    return 0
+
+
+def _gt_matte(eff: Any, data: Path, cache: Path) -> int:
+    """Effect-region gain of the stage with classical's matte and with the true object matte, per sample and mean."""
+    gains: dict[str, list[float]] = {"classical matte": [], "true matte": []}
+    found = {k: 0 for k in gains}
+    for sd in sorted(q for q in data.iterdir() if q.is_dir()):
+        file = cache / f"{data.name}_{sd.name}.npz"
+        meta = json.loads((sd / "box.json").read_text()) if (sd / "box.json").exists() else {}
+        if not file.exists() or meta.get("effect") != "shadow":
+            continue
+        z = np.load(file)
+        obj, e = read_rgba(sd / "gt_object.png")[..., 3], read_rgba(sd / "gt_effect.png")[..., 0]
+        gtb = read_rgba(sd / "gt_bg.png")[..., :3]
+        region = (e > 0.02) & (obj < 0.5)
+        base = psnr(z["background"], gtb, region)
+        row = []
+        for key, matte in (("classical matte", z["alpha"]), ("true matte", obj.astype(np.float32))):
+            b = eff(z["image"], matte, z["foreground"], z["background"])[2]
+            gains[key].append(float(psnr(b, gtb, region) - base))
+            found[key] += bool(eff.last)
+            row.append(f"{key} {gains[key][-1]:+.1f}{' (found)' if eff.last else ''}")
+        print(f"{sd.name} {meta.get('label', '')}: " + " | ".join(row), flush=True)
+    for key, g in gains.items():
+        if g:
+            print(f"{key}: mean effect-region gain {np.mean(g):+.2f} dB, {found[key]} found of {len(g)}")
     return 0
 
 

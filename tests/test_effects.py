@@ -226,6 +226,31 @@ def test_polish_refines_the_direction_of_a_soft_shadow() -> None:
     assert min(gains) > 0.5 and float(np.mean(gains)) > 1.5, gains
 
 
+def test_a_thin_shadow_without_an_inner_core_gets_its_strength_from_the_whole_region() -> None:
+    """A pole's shadow is thinner than its penumbra: the fitted soft mask never reaches the core
+    level, so the strength cannot be matched again on an inner core. The fit of the whole region
+    (each material most uniform once the shadow is divided out) replaces the first, outline-blurred
+    match (measured on these seeds: strength 0.16–0.29 → 0.30–0.60 for true 0.30–0.63, +8.7 to +11.1 dB)."""
+    h, w = 200, 260
+    for seed in (1, 2, 4, 7):
+        ground = _ground(h, w, seed)
+        rgb, alpha = _object(h, w, 90, 130, 55, 5)
+        shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
+        f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
+        image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
+        b0 = _background_guess(image, alpha)
+        region = (shadow > 0.05) & (alpha < 0.5)
+        res = {}
+        for fallback in (False, True):
+            stage = ShadowReflectionEffects(effects=("shadow",), region_fallback=fallback)
+            b = stage(image, alpha, rgb, b0)[2]
+            assert [e.kind for e in stage.last] == ["shadow"], stage.trace
+            res[fallback] = (psnr(b, ground, region), stage.trace["shadow_darkening"], stage.trace.get("shadow_region_fit"))
+        assert res[True][2] == 1.0 and res[False][2] is None, res
+        assert abs(res[True][1] - params["strength"]) < abs(res[False][1] - params["strength"]), (seed, res, params)
+        assert res[True][0] > res[False][0] + 3.0, (seed, res)
+
+
 def test_no_shadow_on_a_plain_cut_out_over_texture() -> None:
     h, w = 160, 200
     ground = _planks(h, w, 5)

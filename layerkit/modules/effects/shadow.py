@@ -60,6 +60,8 @@ class ShadowMixin:
     core_level: float
     max_drop: float
     polish: bool
+    polish_joint: bool
+    region_fallback: bool
     drop_penalty: float
     trace: dict[str, Any]
     #: the grids of :meth:`_polish` (steps in ``sx``, ``sy``; 3×3 each, again around a side that wins, up to ``POLISH_MOVES`` times)
@@ -195,7 +197,13 @@ class ShadowMixin:
                 again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
                 if again is not None:
                     strength, fade = again[0], again[1]
-                    self.trace.update(shadow_darkening=strength, shadow_fade=fade)
+                elif self.region_fallback:  # no inner core (a thin, blurred shadow): the whole region's fit,
+                    # held to the outline's own edge as the first match was (min_edge)
+                    fit = self._region_fit(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1)
+                    if fit is not None:
+                        strength, fade = min(fit[0], edge / max(self.min_edge, 1e-3)), fit[1]
+                        self.trace.update(shadow_region_fit=1.0)
+                self.trace.update(shadow_darkening=strength, shadow_fade=fade)
             return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z,
                                 dl)
         return None
@@ -255,26 +263,10 @@ class ShadowMixin:
         strength, fade and penumbra found: the Cauchy residual over the model's band, relative
         to no shadow there (bands of different directions compare), is minimised on two finer grids.
         """
-        gl = grad(lum)
-        tau2 = self.fit_tau ** 2
+        return self._descend(self._polish_cost(sil, lum, obj, yc, oh, strength, fade, sig0, sig1), sx, sy)
 
-        sb = alpha_bbox(sil)
-        margin = int(np.ceil(3.0 * (sig0 + sig1))) + 3
-
-        def cost(qx: float, qy: float) -> float:
-            cb = projected_box(sb, affine(qx, qy, yc), sil.shape, margin)  # type: ignore[arg-type]
-            if cb is None:
-                return np.inf
-            soft, dist = soft_shadow(sil, qx, qy, yc, sig0, sig1, oh, cb)
-            a = np.clip(strength * soft * (1.0 - fade * dist), 0.0, 0.95)
-            gm = grad(np.log(1.0 - a))
-            win = (slice(cb[1], cb[3]), slice(cb[0], cb[2]))
-            band = ((np.abs(gm[0]) + np.abs(gm[1])) > 1e-4) & ~obj[win]
-            if band.sum() < 16:
-                return np.inf
-            lx, ly, mx, my = gl[0][win][band], gl[1][win][band], gm[0][band], gm[1][band]
-            return float(np.log1p(((lx - mx) ** 2 + (ly - my) ** 2) / tau2).sum() - np.log1p((lx ** 2 + ly ** 2) / tau2).sum())
-
+    def _descend(self, cost: Any, sx: float, sy: float) -> tuple[float, float]:
+        """The direction of least ``cost`` on 3×3 grids of :attr:`POLISH_STEPS` around ``(sx, sy)``."""
         best = (cost(sx, sy), sx, sy)
         for step_x, step_y in self.POLISH_STEPS:
             for _ in range(self.POLISH_MOVES):  # the 3×3 grid again around a side that won
@@ -289,6 +281,73 @@ class ShadowMixin:
                 if (best[1], best[2]) == (sx0, sy0):
                     break
         return best[1], best[2]
+
+    def _polish_cost(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, yc: float, oh: float, strength: float,
+                     fade: float, sig0: float, sig1: float) -> Any:
+        """The cost of :meth:`_polish`: ``(sx, sy) →`` the whole model's Cauchy residual on ``∇L``, relative to no shadow."""
+        gl = grad(lum)
+        tau2 = self.fit_tau ** 2
+
+        sb = alpha_bbox(sil)
+        margin = int(np.ceil(3.0 * (sig0 + sig1))) + 3
+        scales = strength * np.linspace(0.7, 1.3, 7)  # polish_joint: each direction with its best strength
+
+        def cost(qx: float, qy: float) -> float:
+            cb = projected_box(sb, affine(qx, qy, yc), sil.shape, margin)  # type: ignore[arg-type]
+            if cb is None:
+                return np.inf
+            soft, dist = soft_shadow(sil, qx, qy, yc, sig0, sig1, oh, cb)
+            m = soft * (1.0 - fade * dist)
+            gm = grad(np.log(1.0 - np.clip(strength * m, 0.0, 0.95)))
+            win = (slice(cb[1], cb[3]), slice(cb[0], cb[2]))
+            band = ((np.abs(gm[0]) + np.abs(gm[1])) > 1e-4) & ~obj[win]
+            if band.sum() < 16:
+                return np.inf
+            lx, ly = gl[0][win][band], gl[1][win][band]
+            if self.polish_joint:  # ∇log(1 − s·m) = −s·∇m / (1 − s·m), for each strength tried
+                gs = grad(m)
+                mb, mx, my = m[band], gs[0][band], gs[1][band]
+                den = 1.0 - np.minimum(scales[:, None] * mb[None], 0.95)
+                px, py = -scales[:, None] * mx[None] / den, -scales[:, None] * my[None] / den
+                fit = float(np.log1p(((lx[None] - px) ** 2 + (ly[None] - py) ** 2) / tau2).sum(axis=1).min())
+            else:
+                fit = float(np.log1p(((lx - gm[0][band]) ** 2 + (ly - gm[1][band]) ** 2) / tau2).sum())
+            return fit - float(np.log1p((lx ** 2 + ly ** 2) / tau2).sum())
+
+        return cost
+
+    def _region_fit(self, sil: np.ndarray, lum: np.ndarray, u: np.ndarray, v: np.ndarray, obj: np.ndarray,
+                    sx: float, sy: float, yc: float, oh: float, sig0: float, sig1: float) -> tuple[float, float] | None:
+        """Strength and fade that make each material of the whole region most uniform once the shadow is divided out.
+
+        A shadow keeps the ground's chromaticity, so in a window around the shadow (its projected
+        box grown by a quarter of the object's height) the pixels are grouped by chromaticity bin
+        (a material), and the strength and fade (on a grid) are those of least spread of the
+        *cleaned* log-luminance ``L − log(1 − a)`` within the bins. Every pixel of the region
+        counts, not only a core where the soft mask is high: too weak a shadow leaves dark pixels
+        among lit ones of their material, too strong one bright ones. None: no window.
+        """
+        sb = alpha_bbox(sil)
+        win = projected_box(sb, affine(sx, sy, yc), sil.shape, int(np.ceil(3.0 * (sig0 + sig1) + 0.25 * oh)) + 3)  # type: ignore[arg-type]
+        if win is None:
+            return None
+        ox, oy, ex, ey = win
+        sel = ~obj[oy:ey, ox:ex]
+        key = (np.floor(u[oy:ey, ox:ex] / self.chroma_bin).astype(np.int64) * 100003
+               + np.floor(v[oy:ey, ox:ex] / self.chroma_bin).astype(np.int64))[sel]
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        cnt = np.diff(np.r_[starts, len(ks)]).astype(np.float64)
+        lw = lum[oy:ey, ox:ex][sel][order].astype(np.float64)
+        soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh, win)
+        ms, ds = soft[sel][order].astype(np.float64), dist[sel][order].astype(np.float64)
+        strengths, fades = np.linspace(0.0, 0.9, 19), np.array([0.0, 0.2, 0.4, 0.6])
+        a = np.clip(strengths[:, None, None] * (ms[None, :] * (1.0 - fades[:, None] * ds[None, :]))[None], 0.0, 0.95)
+        c = lw[None, None] - np.log1p(-a)  # (strengths, fades, pixels): the cleaned log-luminance
+        spread = (c * c).sum(axis=2) - (np.add.reduceat(c, starts, axis=2) ** 2 / cnt).sum(axis=2)
+        i, j = np.unravel_index(int(np.argmin(spread)), spread.shape)
+        return float(strengths[i]), float(fades[j])
 
     def _fit(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yb: float,
              oh: float, fade: float) -> tuple[float, float, float]:
