@@ -8,9 +8,8 @@ random order. Reported: the share of GT object pairs whose GT alphas overlap tha
 the right depth order (pairwise) and the share of stacks with every such pair right (whole).
 
 Orderers: ``evidence`` (``modules/orderer/evidence.py``), ``occlusion`` (``modules/orderer/occlusion.py``),
-``cues`` (``modules/orderer/cues.py``, the default ``orderer.backend``), ``cues_prev`` (the same
-orderer with the previous weights: its first 15 cues only, the image T-junction and
-completion-informed cues off).
+``cues`` (``modules/orderer/cues.py``, the default ``orderer.backend``), ``cues_image`` (the same
+with ``image_cues=True``: the image T-junction and completion-informed cues on, ``IMAGE_WEIGHTS``).
 
 Usage:
     python benchmarks/ordering.py multi3/ -o bench_order/ [--config classical+peel] [--limit N]
@@ -33,15 +32,12 @@ from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 from layerkit.modules.orderer import cues, evidence, occlusion  # noqa: E402
 
-#: the ``cues`` weights before the image T-junction and completion cues (2026-12-02 #3), 15 values
-PREVIOUS_WEIGHTS = (0.049, 0.054, 0.576, -0.059, 0.032, -0.075, 0.428, 0.685, -0.717, 0.421, 0.386, 0.88, 1.263,
-                    0.345, 0.879)
 Orderer = Callable[[np.ndarray, list, list], list]  # (image, alphas, prompts) -> order, front first
 ORDERERS: dict[str, Orderer] = {
     "evidence": evidence.OcclusionOrderer(),
     "occlusion": lambda img, al, pr: occlusion.occlusion_order(al, [evidence.object_box(a, p) for a, p in zip(al, pr)], img),
     "cues": cues.CueOrderer(),
-    "cues_prev": cues.CueOrderer(PREVIOUS_WEIGHTS),
+    "cues_image": cues.CueOrderer(image_cues=True),
 }
 
 

@@ -7,7 +7,8 @@ alphas that ``benchmarks/ordering.py`` cached (``CACHE/ID.npz``); pairs whose GT
 are labelled by their GT depth order. A logistic regression without intercept (scikit-learn,
 each pair added in both argument orders) is fitted for several L2 strengths; the strength with
 the best stack-grouped 5-fold cross-validated pairwise accuracy is refitted on all pairs and its
-weights printed (paste them into ``WEIGHTS``). Only the tuning folders are read: evaluate the
+weights printed (paste them into ``IMAGE_WEIGHTS``, or with ``--base-only`` into ``WEIGHTS``).
+Only the tuning folders are read: evaluate the
 weights on other objects with ``benchmarks/ordering.py``.
 
 Usage:

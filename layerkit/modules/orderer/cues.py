@@ -47,8 +47,9 @@ the first argument are averaged over both argument orders. :data:`WEIGHTS` are l
 weights (no intercept, L2 strength chosen by stack-grouped cross-validation) fitted on 80 synthetic
 3-object stacks made from 17 of the 33 dev foreground objects (TUNE: ``tune3`` and ``tune3b``);
 ``benchmarks/ordering_fit.py`` refits them and ``docs/multilayer.md`` gives the figures on stacks of
-the other 16 objects. A weight vector of the first 15 features only (the previous orderer) is
-accepted and gives the added cues weight 0.
+the other 16 objects. :data:`WEIGHTS` (the default) weighs the first :data:`BASE_FEATURES` only;
+the image T-junction and completion-informed cues are weighed by :data:`IMAGE_WEIGHTS`
+(``orderer.image_cues=true``), which did not order more unseen stacks right (``docs/multilayer.md``).
 """
 
 from __future__ import annotations
@@ -69,9 +70,15 @@ FEATURES = ("contested", "tight", "hull", "junction10", "junction20", "straight5
             "contested_g", "tight_g", "tjunction14", "tjunction24", "outline")
 #: the features of the previous orderer (a weight vector this long leaves the others at 0)
 BASE_FEATURES = 15
-#: logistic weights of :data:`FEATURES`, fitted by ``benchmarks/ordering_fit.py`` on the TUNE stacks
-WEIGHTS = (0.142, 0.342, 0.193, 0.021, 0.033, 0.017, 0.104, 0.201, -0.159, 0.273, 0.044, 0.203, 0.238, 0.094, 0.364,
-           0.495, 0.457, 0.283)
+#: logistic weights of the first :data:`BASE_FEATURES` of :data:`FEATURES`, fitted by
+#: ``benchmarks/ordering_fit.py`` on the TUNE stacks (the default: the added cues are not measured)
+WEIGHTS = (0.049, 0.054, 0.576, -0.059, 0.032, -0.075, 0.428, 0.685, -0.717, 0.421, 0.386, 0.88, 1.263, 0.345, 0.879)
+#: weights of all :data:`FEATURES` (``orderer.image_cues=true``), fitted on the TUNE stacks
+#: ``tune3`` + ``tune3b`` of today's first pass (C = 0.03); not the default: on the UNSEEN stacks
+#: they order as many pairs as :data:`WEIGHTS` (winning on one half, losing on the other, see
+#: ``docs/multilayer.md``) at about twice the cost
+IMAGE_WEIGHTS = (0.142, 0.342, 0.193, 0.021, 0.033, 0.017, 0.104, 0.201, -0.159, 0.273, 0.044, 0.203, 0.238, 0.094,
+                 0.364, 0.495, 0.457, 0.283)
 #: pixels around the two objects' boxes that the cues look at
 MARGIN = 24
 
@@ -369,14 +376,20 @@ class CueOrderer(Orderer):
     """Objects → front-to-back order from the weighted occlusion cues of the module docstring.
 
     Args:
-        weights: one weight per name in :data:`FEATURES` (default: the fitted :data:`WEIGHTS`), or
-            the first :data:`BASE_FEATURES` (the added cues get 0 and are not measured).
+        weights: one weight per name in :data:`FEATURES`, or the first :data:`BASE_FEATURES` (the
+            added cues get 0 and are not measured); default: the fitted :data:`WEIGHTS`.
+        image_cues: use :data:`IMAGE_WEIGHTS` (all cues, the image T-junctions and the
+            completion-informed one included) instead of the default weights.
 
     Raises:
-        ConfigError: not one weight per feature.
+        ConfigError: not one weight per feature, or both ``weights`` and ``image_cues`` given.
     """
 
-    def __init__(self, weights: tuple[float, ...] = WEIGHTS) -> None:
+    def __init__(self, weights: tuple[float, ...] = WEIGHTS, image_cues: bool = False) -> None:
+        if image_cues:
+            if tuple(weights) != WEIGHTS:
+                raise ConfigError("give orderer.weights or orderer.image_cues, not both")
+            weights = IMAGE_WEIGHTS
         self.weights = tuple(float(x) for x in weights)
         if len(self.weights) not in (BASE_FEATURES, len(FEATURES)):
             raise ConfigError(f"orderer.weights needs {len(FEATURES)} values, one per cue {list(FEATURES)} (or the "
