@@ -43,13 +43,13 @@ agrees best with all pair scores (:func:`layerkit.modules.orderer.occlusion.rank
   its neighbour) than a swallowed occluder.
 
 Every feature is exactly antisymmetric (``f(i, j) = −f(j, i)``): those whose tie-breaks favour
-the first argument are averaged over both argument orders. :data:`WEIGHTS` are logistic-regression
-weights (no intercept, L2 strength chosen by stack-grouped cross-validation) fitted on 80 synthetic
-3-object stacks made from 17 of the 33 dev foreground objects (TUNE: ``tune3`` and ``tune3b``);
-``benchmarks/ordering_fit.py`` refits them and ``docs/multilayer.md`` gives the figures on stacks of
-the other 16 objects. :data:`WEIGHTS` (the default) weighs the first :data:`BASE_FEATURES` only;
-the image T-junction and completion-informed cues are weighed by :data:`IMAGE_WEIGHTS`
-(``orderer.image_cues=true``), which did not order more unseen stacks right (``docs/multilayer.md``).
+the first argument are averaged over both argument orders. :data:`WEIGHTS` (the default) are
+logistic-regression weights of the first :data:`BASE_FEATURES` features (no intercept, L2
+``C = 0.3``) fitted on 80 synthetic 3-object stacks made from 17 of the 33 dev foreground objects
+(TUNE, an earlier first pass); :data:`IMAGE_WEIGHTS` weigh all features, the image T-junction and
+completion-informed cues included (``orderer.image_cues=true``; ``C = 0.03``, the same TUNE stacks
+on today's first pass), and did not order more unseen stacks right. ``benchmarks/ordering_fit.py``
+refits either and ``docs/multilayer.md`` gives the figures on stacks of the other 16 objects.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def junction_orientation(grads: tuple[np.ndarray, np.ndarray], mi: np.ndarray, m
     b_ij = (mi & _dilate(mj, band)) | (mj & _dilate(mi, band))
     b_i = ((mi & _dilate(rest, band)) | (rest & _dilate(mi, band))) & ~_dilate(mj, band)
     b_j = ((mj & _dilate(rest, band)) | (rest & _dilate(mj, band))) & ~_dilate(mi, band)
-    n, _, _, cents = cv2.connectedComponentsWithStats(jm.astype(np.uint8))
+    _, _, _, cents = cv2.connectedComponentsWithStats(jm.astype(np.uint8))
     h, w = mi.shape
     vals, wts = [], []
     for cx, cy in cents[1:]:
