@@ -8,10 +8,15 @@ random order. Reported: the share of GT object pairs whose GT alphas overlap tha
 the right depth order (pairwise) and the share of stacks with every such pair right (whole).
 
 Orderers: ``evidence`` (``modules/orderer/evidence.py``), ``occlusion`` (``modules/orderer/occlusion.py``),
-``cues`` (``modules/orderer/cues.py``, the default ``orderer.backend``).
+``cues`` (``modules/orderer/cues.py``, the default ``orderer.backend``), ``cues_image`` (the same
+with ``image_cues=True``: the image T-junction and completion-informed cues on, ``IMAGE_WEIGHTS``).
+
+``--gt-visible`` replaces the first pass by the exact visible parts (the GT alphas times what the
+GT layers above transmit), cached in ``OUT/alphas_gt``: the ceiling of the cues on perfect masks
+(``benchmarks/ordering_fit.py DATA=OUT/alphas_gt`` cross-validates the pair model on them).
 
 Usage:
-    python benchmarks/ordering.py multi3/ -o bench_order/ [--config classical+peel] [--limit N]
+    python benchmarks/ordering.py multi3/ -o bench_order/ [--config classical+peel] [--limit N] [--gt-visible]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ ORDERERS: dict[str, Orderer] = {
     "evidence": evidence.OcclusionOrderer(),
     "occlusion": lambda img, al, pr: occlusion.occlusion_order(al, [evidence.object_box(a, p) for a, p in zip(al, pr)], img),
     "cues": cues.CueOrderer(),
+    "cues_image": cues.CueOrderer(image_cues=True),
 }
 
 
@@ -52,6 +58,18 @@ def first_pass(data: Path, cache: Path, config: str, limit: int | None) -> None:
         pipe = pipe or Pipeline.from_config(config)
         img = load_image(s.path / "composite.png")
         np.savez_compressed(f, alphas=np.stack([pipe(img, p).alpha for p in s.prompts("box")]).astype(np.float16))
+
+
+def gt_visible(data: Path, cache: Path, limit: int | None) -> None:
+    """Cache each sample's exact visible alphas (``cache/ID.npz``, bottom → top like the first pass)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for s in find_layer_samples(data)[:limit]:
+        f = cache / f"{s.id}.npz"
+        if f.exists():
+            continue
+        a = [layer.alpha for layer in s.ground_truth().layers[1:]]
+        vis = [a[k] * np.prod([1.0 - b for b in a[k + 1:]], axis=0) if k + 1 < len(a) else a[k] for k in range(len(a))]
+        np.savez_compressed(f, alphas=np.stack(vis).astype(np.float16))
 
 
 def score(data: Path, cache: Path, order_fn: Orderer, seed: int, limit: int | None) -> dict[str, float]:
@@ -84,11 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="classical+peel", help="pipeline of the first pass")
     p.add_argument("--seed", type=int, default=7, help="seed of the given (shuffled) object order")
     p.add_argument("--limit", type=int, default=None, help="first N samples only")
+    p.add_argument("--gt-visible", action="store_true", help="order the exact visible parts instead of the first pass")
     args = p.parse_args(argv)
-    first_pass(args.data, args.output / "alphas", args.config, args.limit)
-    summary = {name: score(args.data, args.output / "alphas", fn, args.seed, args.limit) for name, fn in ORDERERS.items()}
+    cache = args.output / ("alphas_gt" if args.gt_visible else "alphas")
+    if args.gt_visible:
+        gt_visible(args.data, cache, args.limit)
+    else:
+        first_pass(args.data, cache, args.config, args.limit)
+    summary = {name: score(args.data, cache, fn, args.seed, args.limit) for name, fn in ORDERERS.items()}
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "summary.json").write_text(json.dumps(summary, indent=1))
+    (args.output / ("summary_gt.json" if args.gt_visible else "summary.json")).write_text(json.dumps(summary, indent=1))
     for name, r in summary.items():
         print(f"{name}: pairwise {r['pairwise']:.3f} ({r['pairs']} pairs), whole {r['whole']:.3f} ({r['stacks']} stacks)")
     return 0

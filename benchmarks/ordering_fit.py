@@ -7,12 +7,15 @@ alphas that ``benchmarks/ordering.py`` cached (``CACHE/ID.npz``); pairs whose GT
 are labelled by their GT depth order. A logistic regression without intercept (scikit-learn,
 each pair added in both argument orders) is fitted for several L2 strengths; the strength with
 the best stack-grouped 5-fold cross-validated pairwise accuracy is refitted on all pairs and its
-weights printed (paste them into ``WEIGHTS``). Only the tuning folders are read: evaluate the
+weights printed (paste them into ``IMAGE_WEIGHTS``, or with ``--base-only`` into ``WEIGHTS``).
+Only the tuning folders are read: evaluate the
 weights on other objects with ``benchmarks/ordering.py``.
 
 Usage:
     python benchmarks/ordering.py tune/ -o bench_tune/            # caches bench_tune/alphas
-    python benchmarks/ordering_fit.py tune/=bench_tune/alphas [more/=cache ...] -o fit.json
+    python benchmarks/ordering_fit.py tune/=bench_tune/alphas [more/=cache ...] -o fit.json [--base-only]
+
+``--base-only`` fits the first ``cues.BASE_FEATURES`` features only (the previous orderer's cues).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("sets", nargs="+", help="DATA=CACHE: a make-dataset folder and its first-pass alpha cache")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSON with the weights and the CV figures")
+    p.add_argument("--base-only", action="store_true", help=f"fit the first {cues.BASE_FEATURES} features only")
     args = p.parse_args(argv)
     xs, groups = [], []
     for item in args.sets:
@@ -72,11 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         xs.append(x)
         groups += g
     x = np.concatenate(xs)
+    feats = cues.FEATURES[:cues.BASE_FEATURES] if args.base_only else cues.FEATURES
+    x = x[:, :len(feats)]
     names = sorted(set(groups))
     fold = {g: k % 5 for k, g in enumerate(np.random.default_rng(0).permutation(names))}
     f = np.array([fold[g] for g in groups])
     single = {n: {"right": float(np.mean(x[:, k] < 0)), "wrong": float(np.mean(x[:, k] > 0))}
-              for k, n in enumerate(cues.FEATURES)}
+              for k, n in enumerate(feats)}
     cv = {}
     for c in CS:
         s = np.zeros(len(x))
@@ -85,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         cv[c] = float(np.mean(s < 0))
     best = max(CS, key=lambda c: (cv[c], -c))
     w = fit(x, best)
-    out = {"features": list(cues.FEATURES), "weights": [round(float(v), 3) for v in w], "C": best,
+    out = {"features": list(feats), "weights": [round(float(v), 3) for v in w], "C": best,
            "cv_pairwise": cv, "pairs": len(x), "stacks": len(names), "single_cue": single}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1))

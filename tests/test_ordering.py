@@ -127,6 +127,7 @@ def test_cues_order_cases_the_old_orderers_get_wrong(make, perm: tuple[int, int]
     pr = _prompts(a)
     front = perm.index(1)
     assert CueOrderer()(img, a, pr)[0] == front
+    assert CueOrderer(image_cues=True)(img, a, pr)[0] == front
     # the old default (evidence: cover / contested colour) puts the one behind first here
     assert OcclusionOrderer()(img, a, pr)[0] != front
 
@@ -152,7 +153,8 @@ def test_swallowed_occluder_is_found_by_box_tightness() -> None:
     assert tightness(swallowed > 0.5, disc > 0.5, box_sq, box_disc) < -0.9
 
 
-def test_three_object_stack_in_every_given_order() -> None:
+@pytest.mark.parametrize("image_cues", [False, True], ids=["default", "image-cues"])
+def test_three_object_stack_in_every_given_order(image_cues: bool) -> None:
     """Square behind a disc, a diagonal bar in front of both: the whole order, whatever the given order."""
     import itertools
 
@@ -166,7 +168,7 @@ def test_three_object_stack_in_every_given_order() -> None:
     vis = [square & ~disc & ~bar, disc & ~bar, bar]                        # back → front
     for perm in itertools.permutations(range(3)):
         a = [vis[i].astype(np.float32) for i in perm]
-        order = CueOrderer()(img, a, _prompts(a))
+        order = CueOrderer(image_cues=image_cues)(img, a, _prompts(a))
         assert [perm[k] for k in order] == [2, 1, 0], perm
 
 
@@ -197,3 +199,49 @@ def test_cue_orderer_bad_input() -> None:
     with pytest.raises(ValueError, match="alphas but"):
         score_matrix(img, alphas, [None])
     assert type(Pipeline.from_config("classical").orderer).__name__ == "CueOrderer"   # the default backend
+
+
+def test_image_t_junctions_and_completion_point_at_the_occluder() -> None:
+    """The image T-junction cue (edge orientations at the junctions) and the completion-informed cue
+    (the amodal shape continued into the other) on the thin bar in front of the square, and the
+    reverse arguments give the reverse sign."""
+    from layerkit.modules.orderer.cues import edge_gradients, junction_orientation, outline_continuation
+
+    img, (square, bar) = bar_scene()
+    g = edge_gradients(img)
+    sq, br = square > 0.5, bar > 0.5
+    assert junction_orientation(g, br, sq, 14) > 0.2                  # the bar's outline runs on as the shared edge
+    assert junction_orientation(g, sq, br, 14) < -0.2
+    assert outline_continuation(br, sq) > 0.5                          # the square continues behind the bar
+    assert outline_continuation(sq, br) < -0.5
+    empty = np.zeros_like(sq)
+    assert junction_orientation(g, empty, sq) == 0.0 and outline_continuation(empty, empty) == 0.0
+    (disc, square2, _), _ = scene()
+    assert outline_continuation(square2 > 0.5, disc > 0.5) > 0.2      # the disc's right part is behind the square
+
+
+def test_default_weights_leave_the_added_cues_off() -> None:
+    """The default 15-value weight vector scores as the full vector with the added cues at 0 (and then
+    does not measure them); ``image_cues`` selects the weights of all cues, from a config too."""
+    from layerkit import Pipeline
+    from layerkit.errors import ConfigError
+    from layerkit.modules.orderer.cues import BASE_FEATURES, FEATURES, IMAGE_WEIGHTS, WEIGHTS, CueOrderer, pair_features, score_matrix
+
+    img, alphas = bar_scene()
+    pr = _prompts(alphas)
+    w15 = tuple(WEIGHTS)
+    assert len(w15) == BASE_FEATURES and len(IMAGE_WEIGHTS) == len(FEATURES)
+    padded = w15 + (0.0,) * (len(FEATURES) - BASE_FEATURES)
+    np.testing.assert_allclose(score_matrix(img, alphas, pr, w15), score_matrix(img, alphas, pr, padded))
+    assert CueOrderer(w15)(img, alphas, pr) == CueOrderer(padded)(img, alphas, pr)
+    boxes = [object_box(a) for a in alphas]
+    off = pair_features(img, alphas[0], alphas[1], *boxes, *boxes, extra=False)
+    on = pair_features(img, alphas[0], alphas[1], *boxes, *boxes)
+    assert not off[BASE_FEATURES:].any() and np.abs(on[BASE_FEATURES:]).max() > 0.1
+    np.testing.assert_allclose(off[:BASE_FEATURES], on[:BASE_FEATURES])
+    with pytest.raises(ValueError, match="one value per feature"):
+        score_matrix(img, alphas, pr, WEIGHTS[:BASE_FEATURES - 1])
+    assert Pipeline.from_config("classical", {"orderer.image_cues": True}).orderer.weights == IMAGE_WEIGHTS
+    assert Pipeline.from_config("classical").orderer.weights == WEIGHTS
+    with pytest.raises(ConfigError, match="not both"):
+        CueOrderer(weights=IMAGE_WEIGHTS, image_cues=True)

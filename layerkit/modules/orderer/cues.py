@@ -23,6 +23,17 @@ agrees best with all pair scores (:func:`layerkit.modules.orderer.occlusion.rank
   where an object's contour switches from bordering the other object to bordering the rest,
   the front object's contour is straight and the back object's turns a corner
   (:func:`junction_straightness`, arms of 5, 10 and 20 contour pixels).
+* ``tjunction14`` / ``tjunction24``: the T-junction read on the *image* (:func:`junction_orientation`):
+  at each junction found on the masks, the orientation of the image edge between the two objects
+  (a colour structure tensor on a band along their shared boundary, 3 to 14 / 24 pixels from the
+  junction) is compared with that of each object's own outline against the rest: the front
+  object's outline runs on as the shared edge, the one behind meets it at an angle. The image
+  edges stay where the object outlines are when the first-pass masks are a few pixels off.
+* ``outline``: completion-informed (:func:`outline_continuation`): each object's amodal shape
+  under the hypothesis that the other covers it (the completion stage's
+  :func:`~layerkit.modules.completion.shape.amodal_shape`: its hull and its outline continued
+  through the shared boundary by tangent-keeping curves, cut to the other's mask); the object
+  whose shape continues further into the other is the one behind.
 * ``cover``: mean alpha of ``i`` minus that of ``j`` over the two extents' overlap.
 * ``hull_h`` / ``junction20_h`` / ``straight10_h`` / ``straight20_h``: those geometric cues on
   the two partitions "the contested pixels are ``i``'s" and "they are ``j``'s", averaged
@@ -32,10 +43,13 @@ agrees best with all pair scores (:func:`layerkit.modules.orderer.occlusion.rank
   its neighbour) than a swallowed occluder.
 
 Every feature is exactly antisymmetric (``f(i, j) = −f(j, i)``): those whose tie-breaks favour
-the first argument are averaged over both argument orders. :data:`WEIGHTS` are logistic-regression
-weights (no intercept, L2 ``C = 0.3``) fitted on 80 synthetic 3-object stacks made from 17 of the
-33 dev foreground objects (TUNE); ``benchmarks/ordering_fit.py`` refits them and
-``docs/multilayer.md`` gives the figures on stacks of the other 16 objects.
+the first argument are averaged over both argument orders. :data:`WEIGHTS` (the default) are
+logistic-regression weights of the first :data:`BASE_FEATURES` features (no intercept, L2
+``C = 0.3``) fitted on 80 synthetic 3-object stacks made from 17 of the 33 dev foreground objects
+(TUNE, an earlier first pass); :data:`IMAGE_WEIGHTS` weigh all features, the image T-junction and
+completion-informed cues included (``orderer.image_cues=true``; ``C = 0.03``, the same TUNE stacks
+on today's first pass), and did not order more unseen stacks right. ``benchmarks/ordering_fit.py``
+refits either and ``docs/multilayer.md`` gives the figures on stacks of the other 16 objects.
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ import numpy as np
 
 from layerkit.errors import ConfigError
 from layerkit.modules.base import Orderer
+from layerkit.modules.completion.shape import amodal_shape
 from layerkit.modules.orderer.evidence import contested_owner, object_box, pair_matrix
 from layerkit.modules.orderer.occlusion import continuation_score, rank, split_contested
 from layerkit.ops.boxes import Box, box_intersection, box_union
@@ -52,9 +67,18 @@ from layerkit.types import Prompt
 
 FEATURES = ("contested", "tight", "hull", "junction10", "junction20", "straight5", "straight10", "straight20",
             "cover", "hull_h", "junction20_h", "straight10_h", "straight20_h",
-            "contested_g", "tight_g")
-#: logistic weights of :data:`FEATURES`, fitted by ``benchmarks/ordering_fit.py`` on the TUNE stacks
+            "contested_g", "tight_g", "tjunction14", "tjunction24", "outline")
+#: the features of the previous orderer (a weight vector this long leaves the others at 0)
+BASE_FEATURES = 15
+#: logistic weights of the first :data:`BASE_FEATURES` of :data:`FEATURES`, fitted by
+#: ``benchmarks/ordering_fit.py`` on the TUNE stacks (the default: the added cues are not measured)
 WEIGHTS = (0.049, 0.054, 0.576, -0.059, 0.032, -0.075, 0.428, 0.685, -0.717, 0.421, 0.386, 0.88, 1.263, 0.345, 0.879)
+#: weights of all :data:`FEATURES` (``orderer.image_cues=true``), fitted on the TUNE stacks
+#: ``tune3`` + ``tune3b`` of today's first pass (C = 0.03); not the default: on the UNSEEN stacks
+#: they order as many pairs as :data:`WEIGHTS` (winning on one half, losing on the other, see
+#: ``docs/multilayer.md``) at about twice the cost
+IMAGE_WEIGHTS = (0.142, 0.342, 0.193, 0.021, 0.033, 0.017, 0.104, 0.201, -0.159, 0.273, 0.044, 0.203, 0.238, 0.094,
+                 0.364, 0.495, 0.457, 0.283)
 #: pixels around the two objects' boxes that the cues look at
 MARGIN = 24
 
@@ -124,6 +148,79 @@ def junction_straightness(mi: np.ndarray, mj: np.ndarray, arm: int = 10) -> floa
     return 0.0 if not si or not sj else float(np.clip((np.mean(si) - np.mean(sj)) / 2, -1, 1))
 
 
+def edge_gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sobel gradients ``(gx, gy)``, ``H×W×3`` each, of ``image`` in CIE Lab, smoothed by a Gaussian of σ 1 px."""
+    lab = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(image, np.float32), cv2.COLOR_RGB2LAB), (0, 0), 1.0)
+    return cv2.Sobel(lab, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(lab, cv2.CV_32F, 0, 1, ksize=3)
+
+
+def _orientation(gx: np.ndarray, gy: np.ndarray, sel: np.ndarray) -> tuple[float, float] | None:
+    """Doubled angle of the dominant gradient direction over ``sel`` (colour structure tensor, all
+    channels summed) and its coherence in ``[0, 1]``; None without gradient."""
+    x, y = gx[sel], gy[sel]
+    jxx, jyy, jxy = float((x * x).sum()), float((y * y).sum()), float((x * y).sum())
+    if jxx + jyy <= 1e-9:
+        return None
+    return float(np.arctan2(2 * jxy, jxx - jyy)), float(np.hypot(jxx - jyy, 2 * jxy) / (jxx + jyy))
+
+
+def junction_orientation(grads: tuple[np.ndarray, np.ndarray], mi: np.ndarray, mj: np.ndarray, r1: int = 14,
+                         r0: int = 3, band: int = 3) -> float:
+    """``> 0`` when, at the T-junctions of ``mi`` and ``mj``, the image edge between the two has the
+    orientation of ``i``'s own outline rather than ``j``'s (``i``'s outline runs straight on: ``i``
+    in front); ``[-1, 1]``, 0 without junctions.
+
+    Per junction (a connected part of :func:`_junctions`), three bands of ``band`` pixels along the
+    boundaries ``i|j``, ``i|rest`` and ``j|rest``, each cut to the annulus ``r0…r1`` pixels around the
+    junction, give an edge orientation (:func:`_orientation` on ``grads``, from
+    :func:`edge_gradients`); the junction scores ``(cos(θ_ij − θ_i) − cos(θ_ij − θ_j)) / 2`` (doubled
+    angles: 1 parallel, −1 at right angles), and the junctions are averaged weighted by coherence.
+
+    Args:
+        grads: ``(gx, gy)`` of the crop the masks are on.
+        mi: ``H×W`` bool mask of ``i``; ``mj`` of ``j`` (disjoint from ``mi``).
+        r1: outer radius of the annulus in pixels; ``r0`` the inner one.
+        band: half-width of the boundary bands in pixels.
+    """
+    jm = _junctions(mi, mj)
+    if jm.sum() < 3:
+        return 0.0
+    gx, gy = grads
+    rest = ~(mi | mj)
+    b_ij = (mi & _dilate(mj, band)) | (mj & _dilate(mi, band))
+    b_i = ((mi & _dilate(rest, band)) | (rest & _dilate(mi, band))) & ~_dilate(mj, band)
+    b_j = ((mj & _dilate(rest, band)) | (rest & _dilate(mj, band))) & ~_dilate(mi, band)
+    _, _, _, cents = cv2.connectedComponentsWithStats(jm.astype(np.uint8))
+    h, w = mi.shape
+    vals, wts = [], []
+    for cx, cy in cents[1:]:
+        x0, y0, x1, y1 = max(0, int(cx) - r1), max(0, int(cy) - r1), min(w, int(cx) + r1 + 2), min(h, int(cy) + r1 + 2)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
+        ann = (d2 >= r0 * r0) & (d2 <= r1 * r1)
+        win = (slice(y0, y1), slice(x0, x1))
+        o = [_orientation(gx[win], gy[win], b[win] & ann) for b in (b_ij, b_i, b_j)]
+        if any(v is None for v in o):
+            continue
+        (t_ij, c_ij), (t_i, c_i), (t_j, c_j) = o  # type: ignore[misc]
+        vals.append((np.cos(t_ij - t_i) - np.cos(t_ij - t_j)) / 2)
+        wts.append(c_ij * min(c_i, c_j) + 1e-3)
+    return float(np.average(vals, weights=wts)) if vals else 0.0
+
+
+def outline_continuation(mi: np.ndarray, mj: np.ndarray, bulge: float = 1.5) -> float:
+    """``> 0`` when ``j``'s amodal shape, completed as if ``i`` covered it, reaches further into ``i``
+    than ``i``'s into ``j`` (``j`` continues behind ``i``: ``i`` in front); ``[-1, 1]``.
+
+    The shape is :func:`~layerkit.modules.completion.shape.amodal_shape` (``"extend"`` with reach 0:
+    the convex hull and the outline continued through the other's mask by tangent-keeping curves
+    of this ``bulge``, cut to the other's mask).
+    """
+    into_i = float(amodal_shape(mj, mi, "extend", depth=0.0, outline=bulge).sum()) if mj.any() else 0.0
+    into_j = float(amodal_shape(mi, mj, "extend", depth=0.0, outline=bulge).sum()) if mi.any() else 0.0
+    return 0.0 if into_i + into_j <= 0 else (into_i - into_j) / (into_i + into_j)
+
+
 def box_shrink(mask: np.ndarray, box: Box) -> float:
     """How far ``mask``'s extent inside ``box`` falls short of the box's four sides, each as a share
     of the box's width or height (0: touches all four; 4: empty)."""
@@ -146,31 +243,41 @@ def tightness(mi: np.ndarray, mj: np.ndarray, box_i: Box | None, box_j: Box | No
     return float(np.tanh(5.0 * (lost_i - lost_j)))
 
 
-def _split_cues(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray) -> np.ndarray:
+def _split_cues(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray,
+                grads: tuple[np.ndarray, np.ndarray] | None, extra: bool = True) -> np.ndarray:
     """The cues whose tie-breaks favour the first argument (contested colour owner, and the
-    geometric cues on the colour split): ``pair_features`` averages both argument orders."""
+    geometric cues on the colour split): ``pair_features`` averages both argument orders.
+    Returns the 7 split cues of the previous orderer, then, with ``extra``, ``tjunction14``,
+    ``tjunction24`` and ``outline`` (else zeros)."""
     mi, mj = ai > 0.5, aj > 0.5
     si, sj = split_contested(image, mi, mj)
+    new = [0.0, 0.0, 0.0]
+    if extra:
+        new = [junction_orientation(grads, si, sj, 14) if grads is not None else 0.0,
+               junction_orientation(grads, si, sj, 24) if grads is not None else 0.0,
+               outline_continuation(si, sj)]
     return np.array([
         contested_owner(image, ai, aj)[0] if image is not None else 0.0,
         continuation_score(si, sj),
         junction_area(si, sj, 10), junction_area(si, sj, 20),
         junction_straightness(si, sj, 5), junction_straightness(si, sj, 10), junction_straightness(si, sj, 20),
+        *new,
     ])
 
 
 def _features(image: np.ndarray | None, ai: np.ndarray, aj: np.ndarray, pbox_i: Box | None, pbox_j: Box | None,
-              overlap: Box | None) -> np.ndarray:
+              overlap: Box | None, extra: bool = True) -> np.ndarray:
     """:data:`FEATURES` on a crop; the cues outside :func:`_split_cues` are exactly antisymmetric as they are."""
     mi, mj = ai > 0.5, aj > 0.5
-    split = (_split_cues(image, ai, aj) - _split_cues(image, aj, ai)) / 2.0
+    grads = edge_gradients(image) if extra and image is not None else None
+    split = (_split_cues(image, ai, aj, grads, extra) - _split_cues(image, aj, ai, grads, extra)) / 2.0
     cover = 0.0
     if overlap is not None:
         x0, y0, x1, y1 = overlap
         cover = float(ai[y0:y1, x0:x1].mean() - aj[y0:y1, x0:x1].mean())
     tight = tightness(mi, mj, pbox_i, pbox_j)
     g = min(_fill(mi, pbox_i), _fill(mj, pbox_j))
-    return np.array([split[0], tight, *split[1:], cover, *_hypotheses(mi, mj), split[0] * g, tight * g])
+    return np.array([split[0], tight, *split[1:7], cover, *_hypotheses(mi, mj), split[0] * g, tight * g, *split[7:]])
 
 
 def _fill(mask: np.ndarray, box: Box | None, full: float = 0.3) -> float:
@@ -196,7 +303,8 @@ def _shift(box: Box | None, x: int, y: int) -> Box | None:
 
 
 def pair_features(image: np.ndarray | None, alpha_i: np.ndarray, alpha_j: np.ndarray, box_i: Box | None,
-                  box_j: Box | None, prompt_box_i: Box | None = None, prompt_box_j: Box | None = None) -> np.ndarray:
+                  box_j: Box | None, prompt_box_i: Box | None = None, prompt_box_j: Box | None = None,
+                  extra: bool = True) -> np.ndarray:
     """The :data:`FEATURES` of the pair, each in ``[-1, 1]`` and exactly antisymmetric in ``(i, j)``.
 
     Args:
@@ -205,6 +313,8 @@ def pair_features(image: np.ndarray | None, alpha_i: np.ndarray, alpha_j: np.nda
         box_i: extent of ``i`` (:func:`~layerkit.modules.orderer.evidence.object_box`); ``box_j`` of ``j``.
         prompt_box_i: the box ``i`` was prompted with (the tight box of its visible part), or
             None; ``prompt_box_j`` of ``j``.
+        extra: also measure the features after the first :data:`BASE_FEATURES` (else they are 0:
+            the cost of the previous orderer).
 
     Returns:
         ``len(FEATURES)`` floats; all 0 when the two extents (grown by :data:`MARGIN`) do not meet.
@@ -222,7 +332,7 @@ def pair_features(image: np.ndarray | None, alpha_i: np.ndarray, alpha_j: np.nda
     img = None if image is None else image[crop]
     ai, aj = alpha_i[crop], alpha_j[crop]
     pi, pj, ov = _shift(prompt_box_i, x0, y0), _shift(prompt_box_j, x0, y0), _shift(box_intersection(box_i, box_j), x0, y0)
-    return _features(img, ai, aj, pi, pj, ov)
+    return _features(img, ai, aj, pi, pj, ov, extra)
 
 
 def _prompt_box(prompt: Prompt | None) -> Box | None:
@@ -235,36 +345,56 @@ def score_matrix(image: np.ndarray | None, alphas: list[np.ndarray], prompts: li
                  weights: tuple[float, ...] = WEIGHTS) -> np.ndarray:
     """``n×n`` antisymmetric pair scores (``[i, j] > 0``: ``i`` in front of ``j``).
 
+    Args:
+        weights: one per :data:`FEATURES`, or the first :data:`BASE_FEATURES` only (the others 0).
+
     Raises:
-        ValueError: ``alphas`` and ``prompts`` of different lengths, or ``weights`` not one per feature.
+        ValueError: ``alphas`` and ``prompts`` of different lengths, or ``weights`` of another length.
     """
     n = len(alphas)
     if len(prompts) != n:
         raise ValueError(f"got {n} alphas but {len(prompts)} prompts")
-    if len(weights) != len(FEATURES):
-        raise ValueError(f"weights must give one value per feature {FEATURES}, got {len(weights)}")
+    w = _full_weights(weights)
+    extra = bool(np.any(w[BASE_FEATURES:]))
     boxes = [object_box(a, p) for a, p in zip(alphas, prompts)]
     pboxes = [_prompt_box(p) for p in prompts]
-    w = np.asarray(weights, np.float64)
     return pair_matrix(n, lambda i, j: float(pair_features(image, alphas[i], alphas[j], boxes[i], boxes[j],
-                                                           pboxes[i], pboxes[j]) @ w))
+                                                           pboxes[i], pboxes[j], extra) @ w))
+
+
+def _full_weights(weights: tuple[float, ...]) -> np.ndarray:
+    """``weights`` as one value per :data:`FEATURES` (a :data:`BASE_FEATURES`-long vector padded with 0)."""
+    if len(weights) not in (BASE_FEATURES, len(FEATURES)):
+        raise ValueError(f"weights must give one value per feature {FEATURES} (or the first {BASE_FEATURES}), "
+                         f"got {len(weights)}")
+    w = np.zeros(len(FEATURES))
+    w[:len(weights)] = weights
+    return w
 
 
 class CueOrderer(Orderer):
     """Objects → front-to-back order from the weighted occlusion cues of the module docstring.
 
     Args:
-        weights: one weight per name in :data:`FEATURES` (default: the fitted :data:`WEIGHTS`).
+        weights: one weight per name in :data:`FEATURES`, or the first :data:`BASE_FEATURES` (the
+            added cues get 0 and are not measured); default: the fitted :data:`WEIGHTS`.
+        image_cues: use :data:`IMAGE_WEIGHTS` (all cues, the image T-junctions and the
+            completion-informed one included) instead of the default weights.
 
     Raises:
-        ConfigError: not one weight per feature.
+        ConfigError: not one weight per feature, or both ``weights`` and ``image_cues`` given.
     """
 
-    def __init__(self, weights: tuple[float, ...] = WEIGHTS) -> None:
+    def __init__(self, weights: tuple[float, ...] = WEIGHTS, image_cues: bool = False) -> None:
+        if image_cues:
+            if tuple(weights) != WEIGHTS:
+                raise ConfigError("give orderer.weights or orderer.image_cues, not both")
+            weights = IMAGE_WEIGHTS
         self.weights = tuple(float(x) for x in weights)
-        if len(self.weights) != len(FEATURES):
-            raise ConfigError(f"orderer.weights needs {len(FEATURES)} values, one per cue {list(FEATURES)}, got "
-                              f"{len(self.weights)}; leave it unset for the fitted defaults")
+        if len(self.weights) not in (BASE_FEATURES, len(FEATURES)):
+            raise ConfigError(f"orderer.weights needs {len(FEATURES)} values, one per cue {list(FEATURES)} (or the "
+                              f"first {BASE_FEATURES}: the others 0), got {len(self.weights)}; leave it unset for the "
+                              f"fitted defaults")
 
     def __call__(self, image: np.ndarray, alphas: list[np.ndarray], prompts: list[Prompt | None]) -> list[int]:
         return rank(score_matrix(image, alphas, prompts, self.weights))
