@@ -7,7 +7,12 @@ On a folder of real photos with GT mattes (``<ID>_input.png`` + ``<ID>_alpha.png
 * ``default`` — the config as it is;
 * ``init=<name>`` — the segmenter with one GrabCut initialisation only (each of ``segmenter.inits``),
   part restoration off;
+* ``init=box`` — the plain chain's whole-box initialisation as one more hypothesis (when
+  ``segmenter.inits`` lacks it), at the segmenter's working size;
 * ``best init (oracle)`` — per photo the best of those runs by α SAD (it reads the ground truth);
+* ``chain mask → trimap/matte`` — the plain chain's GrabCut mask given to the config as a mask
+  prompt: where the chain wins, this row says whether its *mask* wins (this row near the chain's)
+  or the rest of its chain (this row near the default's);
 * ``GT mask (oracle)`` — the GT mask (α > 0.5) as a mask prompt: trimap + matting given a perfect
   segmentation;
 * ``plain chain`` — the peer (GrabCut → closed-form → Telea) on the same prompts.
@@ -42,6 +47,14 @@ def per_photo(predict, samples: list, prompt: str) -> dict[str, dict[str, float]
     return {r["id"]: {k: float(r[k]) for k in KEYS} for r in R.evaluate_real(predict, samples, prompt) if "error" not in r}
 
 
+def chain_mask_predictor(pipe):  # noqa: ANN001, ANN201
+    """``(image, prompt) → result``: the plain chain's GrabCut mask for ``prompt``, as a mask prompt to ``pipe``."""
+    from layerkit.evaluation.peer import grabcut_mask
+    from layerkit.types import Prompt
+
+    return lambda image, prompt: pipe(image, Prompt(mask=grabcut_mask(image, prompt)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", help="folder of <ID>_input.png + <ID>_alpha.png")
@@ -63,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"init={init}", file=sys.stderr)
             one = Pipeline.from_config(args.config, {"segmenter.inits": [init], "segmenter.restore_parts": 1.0})
             rows[f"init={init}"] = per_photo(R.pipeline_predictor(one), samples, args.prompt)
-        rows["best init (oracle)"] = best_of([rows[f"init={i}"] for i in inits])
+        if "box" not in inits:
+            print("init=box", file=sys.stderr)
+            one = Pipeline.from_config(args.config, {"segmenter.inits": ["box"], "segmenter.restore_parts": 1.0})
+            rows["init=box"] = per_photo(R.pipeline_predictor(one), samples, args.prompt)
+        rows["best init (oracle)"] = best_of([rows[f"init={i}"] for i in [*inits, "box"] if f"init={i}" in rows])
         gt_pipe = Pipeline.from_config(args.config, {"segmenter.refine_mask": False})
         rows["GT mask (oracle)"] = per_photo(R.pipeline_predictor(gt_pipe), samples, "gt-mask")
+        rows["chain mask → trimap/matte"] = per_photo(chain_mask_predictor(gt_pipe), samples, args.prompt)
         rows["plain chain"] = per_photo(R.peer_predictor(), samples, args.prompt)
     except LayerkitError as e:
         print(f"ceiling_real.py: {e}", file=sys.stderr)

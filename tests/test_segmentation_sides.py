@@ -157,3 +157,49 @@ def test_the_default_config_ships_the_side_band_and_leaves_point_grow_off() -> N
 def test_bad_side_or_grow_settings_name_the_key(override: str) -> None:
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         Pipeline.from_config("classical", [override])
+
+
+def _sky_scene() -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """A pink disc under a pale sky patch in the top-left, dark blue elsewhere; the user's box runs to
+    the left and bottom frame and stops 2 px below the top edge, so the sky's only known sample is
+    that strip (a doll's hair 2 px from the top of a photo)."""
+    rng = np.random.default_rng(0)
+    h, w = 120, 160
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = [0.15, 0.25, 0.45]
+    yy, xx = np.mgrid[:h, :w]
+    img[(yy < 30) & (xx < 100)] = [0.55, 0.7, 0.9]
+    disc = (xx - 60) ** 2 + (yy - 75) ** 2 < 35 ** 2
+    img[disc] = [0.85, 0.3, 0.4]
+    img = np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1).astype(np.float32)
+    return img, disc, [0.0, 2.0, 130.0, 120.0]
+
+
+def test_frame_gap_keeps_the_strip_between_a_box_side_and_the_frame() -> None:
+    import cv2
+
+    img, _, box = _sky_scene()
+    prompt = Prompt(boxes=[box])
+    on = GrabCutSegmenter(frame_gap=True).initial_labels(prompt, img.shape[:2], 1.0)
+    off = GrabCutSegmenter(frame_gap=False).initial_labels(prompt, img.shape[:2], 1.0)
+    assert (on[0] == cv2.GC_BGD).all() and (on[1, :130 + 2] == cv2.GC_PR_FGD).all()  # one row kept, the margin elsewhere
+    assert (off[0, :132] == cv2.GC_PR_FGD).all()  # the 2 px margin swallows the user's strip
+    assert (on[1:, 130:132] == cv2.GC_PR_FGD).all() and (on[:, 132:] == cv2.GC_BGD).all()  # a side far from the frame: the margin
+    flush = Prompt(boxes=[[0.0, 0.0, 130.0, 120.0]])  # a box on the frame: nothing to keep
+    assert np.array_equal(GrabCutSegmenter(frame_gap=True).initial_labels(flush, img.shape[:2], 1.0),
+                          GrabCutSegmenter(frame_gap=False).initial_labels(flush, img.shape[:2], 1.0))
+
+
+def test_frame_gap_lets_the_vote_see_the_sky_the_box_left_out() -> None:
+    img, disc, box = _sky_scene()
+    kw = dict(max_side=200, threads=1, frame_anchor=True, restore_parts=0.8, side_band=0.1, side_tol=0.08)
+    iou = {}
+    for gap in (False, True):
+        mask = GrabCutSegmenter(**kw, frame_gap=gap)(img, Prompt(boxes=[box]))
+        iou[gap] = (mask & disc).sum() / (mask | disc).sum()
+    assert iou[True] > 0.95 and iou[False] < 0.7  # without the strip the sky patch is kept with the disc
+
+
+def test_the_default_config_ships_the_frame_gap() -> None:
+    assert Pipeline.from_config("classical").segmenter.frame_gap is True
+    assert GrabCutSegmenter().frame_gap is False
