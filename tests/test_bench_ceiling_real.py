@@ -21,6 +21,11 @@ def test_ceiling_real_rows_and_oracle_choice(tmp_path: Path) -> None:
     for pid, best in rows["best init (oracle)"].items():
         assert best["sad"] == min(rows[k][pid]["sad"] for k in inits)
     assert set(rows["GT mask (oracle)"]) == set(rows["plain chain"]) == {"GT01", "GT02"}
+    assert "init=box" in rows  # the chain's own initialisation is a hypothesis of the oracle
+    chained = rows["chain mask → trimap/matte"]
+    assert set(chained) == {"GT01", "GT02"}
+    for pid in chained:  # the chain's mask through our trimap and matte lands near the chain's own alpha
+        assert abs(chained[pid]["iou"] - rows["plain chain"][pid]["iou"]) < 0.1, (pid, chained[pid], rows["plain chain"][pid])
     assert "| GT mask (oracle) | 2 |" in (out / "ceiling.md").read_text()
 
 
