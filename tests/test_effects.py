@@ -45,11 +45,13 @@ def _object(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> tuple
     return rgb, alpha
 
 
-def egg_shadow_scene(seed: int = 49, h: int = 160, w: int = 200, ground: np.ndarray | None = None) -> dict:
-    """An egg on textured ground (or ``ground``) with the dataset maker's cast shadow: ``image``, ``ground``, ``rgb``,
-    ``alpha`` (the object's), ``shadow``, ``params`` (the shadow's) and ``gt_layer`` (object + shadow, RGBA)."""
+def egg_shadow_scene(seed: int = 49, h: int = 160, w: int = 200, ground: np.ndarray | None = None,
+                     egg: tuple[float, float, float, float] = (70, 120, 30, 16)) -> dict:
+    """An egg (``egg``: centre row, column, radii; :func:`_object`) on textured ground (or ``ground``) with the
+    dataset maker's cast shadow: ``image``, ``ground``, ``rgb``, ``alpha`` (the object's), ``shadow``, ``params``
+    (the shadow's) and ``gt_layer`` (object + shadow, RGBA)."""
     ground = _ground(h, w) if ground is None else ground
-    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    rgb, alpha = _object(h, w, *egg)
     shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
     f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
     image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
@@ -201,6 +203,15 @@ def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
     assert psnr(rec, rec0) > 45.0
 
 
+def _soft_shadow_case(seed: int, h: int, w: int, egg: tuple[float, float, float, float]) -> tuple:
+    """:func:`egg_shadow_scene` on the ground of ``seed`` → ``(image, ground, rgb, alpha, the background the
+    decomposer hands the stage, the shadow's region outside the object, the shadow's params)``."""
+    s = egg_shadow_scene(seed, h, w, _ground(h, w, seed), egg)
+    region = (s["shadow"] > 0.05) & (s["alpha"] < 0.5)
+    return (s["image"], s["ground"], s["rgb"], s["alpha"], _background_guess(s["image"], s["alpha"]), region,
+            s["params"])
+
+
 def test_polish_refines_the_direction_of_a_soft_shadow() -> None:
     """The matched filter weighs the sharp near end of a shadow; the fit of the whole model
     (strength, fade, penumbra growing with the distance) corrects the direction, and the cleaned
@@ -208,13 +219,7 @@ def test_polish_refines_the_direction_of_a_soft_shadow() -> None:
     h, w = 200, 260
     gains = []
     for seed in (0, 2, 5, 6):
-        ground = _ground(h, w, seed)
-        rgb, alpha = _object(h, w, 80, 130, 45, 20)
-        shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
-        f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-        image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
-        b0 = _background_guess(image, alpha)
-        region = (shadow > 0.05) & (alpha < 0.5)
+        image, ground, rgb, alpha, b0, region, params = _soft_shadow_case(seed, h, w, (80, 130, 45, 20))
         res = {}
         for polish in (False, True):
             stage = ShadowReflectionEffects(effects=("shadow",), polish=polish)
@@ -233,13 +238,7 @@ def test_a_thin_shadow_without_an_inner_core_gets_its_strength_from_the_whole_re
     match (measured on these seeds: strength 0.16–0.29 → 0.30–0.60 for true 0.30–0.63, +8.7 to +11.1 dB)."""
     h, w = 200, 260
     for seed in (1, 2, 4, 7):
-        ground = _ground(h, w, seed)
-        rgb, alpha = _object(h, w, 90, 130, 55, 5)
-        shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
-        f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-        image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
-        b0 = _background_guess(image, alpha)
-        region = (shadow > 0.05) & (alpha < 0.5)
+        image, ground, rgb, alpha, b0, region, params = _soft_shadow_case(seed, h, w, (90, 130, 55, 5))
         res = {}
         for fallback in (False, True):
             stage = ShadowReflectionEffects(effects=("shadow",), region_fallback=fallback)
