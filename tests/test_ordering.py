@@ -195,6 +195,10 @@ def test_cue_orderer_bad_input() -> None:
         CueOrderer(weights=(1.0, 2.0))
     with pytest.raises(ConfigError, match="orderer.weights needs"):
         Pipeline.from_config("classical", {"orderer.weights": [1.0]})
+    with pytest.raises(ConfigError, match="finite"):   # a NaN weight would make every pair score NaN
+        Pipeline.from_config("classical", {"orderer.weights": [float("nan")] + [0.0] * 14})
+    with pytest.raises(ConfigError, match="finite"):
+        CueOrderer(weights=(float("inf"),) + (0.0,) * 17)
     img, alphas = bar_scene()
     with pytest.raises(ValueError, match="alphas but"):
         score_matrix(img, alphas, [None])
