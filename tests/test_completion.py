@@ -233,3 +233,5 @@ def test_exact_peel_ceiling_of_the_completion_benchmark(sources, tmp_path) -> No
     assert done["hidden_l1"] < none["hidden_l1"]
     assert doc["gt shape"]["iou_occ"] == pytest.approx(1.0)
     assert none["recompose_min"] > 40 and done["recompose_min"] > 40
+    for extra in (["--cache", str(tmp_path / "peels")], ["--order", "auto"]):   # options of the peel it replaces
+        assert bench.main([str(data), "-o", str(out), "--gt-visible", *extra]) == 2
