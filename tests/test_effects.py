@@ -235,7 +235,7 @@ def test_a_thin_shadow_without_an_inner_core_gets_its_strength_from_the_whole_re
     """A pole's shadow is thinner than its penumbra: the fitted soft mask never reaches the core
     level, so the strength cannot be matched again on an inner core. The fit of the whole region
     (each material most uniform once the shadow is divided out) replaces the first, outline-blurred
-    match (measured on these seeds: strength 0.16–0.29 → 0.30–0.60 for true 0.30–0.63, +8.7 to +11.1 dB)."""
+    match (measured on these seeds: strength 0.16–0.29 → 0.30–0.60 for true 0.30–0.63, +8.7 to +11.0 dB)."""
     h, w = 200, 260
     for seed in (1, 2, 4, 7):
         image, ground, rgb, alpha, b0, region, params = _soft_shadow_case(seed, h, w, (90, 130, 55, 5))
