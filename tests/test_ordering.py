@@ -246,6 +246,8 @@ def test_default_weights_leave_the_added_cues_off() -> None:
     np.testing.assert_allclose(off[:BASE_FEATURES], on[:BASE_FEATURES])
     with pytest.raises(ValueError, match="one value per feature"):
         score_matrix(img, alphas, pr, WEIGHTS[:BASE_FEATURES - 1])
+    with pytest.raises(ValueError, match="finite"):
+        score_matrix(img, alphas, pr, (float("nan"),) + WEIGHTS[1:])
     assert Pipeline.from_config("classical", {"orderer.image_cues": True}).orderer.weights == IMAGE_WEIGHTS
     assert Pipeline.from_config("classical").orderer.weights == WEIGHTS
     with pytest.raises(ConfigError, match="not both"):

@@ -349,7 +349,8 @@ def score_matrix(image: np.ndarray | None, alphas: list[np.ndarray], prompts: li
         weights: one per :data:`FEATURES`, or the first :data:`BASE_FEATURES` only (the others 0).
 
     Raises:
-        ValueError: ``alphas`` and ``prompts`` of different lengths, or ``weights`` of another length.
+        ValueError: ``alphas`` and ``prompts`` of different lengths, or ``weights`` of another length
+            or not finite.
     """
     n = len(alphas)
     if len(prompts) != n:
@@ -369,6 +370,8 @@ def _full_weights(weights: tuple[float, ...]) -> np.ndarray:
                          f"got {len(weights)}")
     w = np.zeros(len(FEATURES))
     w[:len(weights)] = weights
+    if not np.isfinite(w).all():
+        raise ValueError(f"weights must be finite, got {list(weights)}")
     return w
 
 
