@@ -221,6 +221,7 @@ def test_exact_peel_ceiling_of_the_completion_benchmark(sources, tmp_path) -> No
     bench = load_benchmark("completion")
     gt, peeled = scene()
     exact = bench.visible_stack([layer.rgba for layer in gt])
+    assert len(exact) == len(peeled) == 3                              # zip below must not stop short
     for got, want in zip(exact, peeled):
         np.testing.assert_allclose(got.rgba, want.rgba, atol=1e-6)
     fg, bg = sources
