@@ -158,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gt-visible", action="store_true",
                    help="complete the exact peel (GT layers cut to their visible parts) instead of the pipeline's")
     args = p.parse_args(argv)
+    if args.gt_visible and (args.cache is not None or args.order != "given"):
+        print("error: --cache and --order auto set the pipeline's peel, which --gt-visible replaces by the exact one; "
+              "give one of them", file=sys.stderr)
+        return 2
     summary = run(args.data, args.config, args.overrides, args.order, args.limit, args.cache, args.gt_shape,
                   args.gt_visible)
     args.output.mkdir(parents=True, exist_ok=True)

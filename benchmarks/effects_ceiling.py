@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.gt_matte:
         return _gt_matte(eff, data, cache)
     rows = []
-    for sd in sorted(q for q in data.iterdir() if q.is_dir()):
-        file = cache / f"{data.name}_{sd.name}.npz"
-        meta = json.loads((sd / "box.json").read_text()) if (sd / "box.json").exists() else {}
-        if not file.exists() or meta.get("effect") != "shadow":
-            continue
-        z = np.load(file)
-        obj, e = read_rgba(sd / "gt_object.png")[..., 3], read_rgba(sd / "gt_effect.png")[..., 0]
-        gtb = read_rgba(sd / "gt_bg.png")[..., :3]
-        region = (e > 0.02) & (obj < 0.5)
+    for sd, meta, z, _, gtb, region in _shadow_samples(data, cache):
         alpha, bg = z["alpha"], z["background"]
         eff(z["image"], alpha, z["foreground"], bg)
         t = dict(eff.trace)
@@ -93,19 +86,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _gt_matte(eff: Any, data: Path, cache: Path) -> int:
-    """Effect-region gain of the stage with classical's matte and with the true object matte, per sample and mean."""
-    gains: dict[str, list[float]] = {"classical matte": [], "true matte": []}
-    found = {k: 0 for k in gains}
+def _shadow_samples(data: Path, cache: Path) -> Iterator[tuple[Path, dict, Any, np.ndarray, np.ndarray, np.ndarray]]:
+    """The shadow samples of ``data`` with a cached ``classical`` result: ``(folder, box.json, the cached
+    npz, the true object alpha, the true background, the GT effect region outside the object)``."""
     for sd in sorted(q for q in data.iterdir() if q.is_dir()):
         file = cache / f"{data.name}_{sd.name}.npz"
         meta = json.loads((sd / "box.json").read_text()) if (sd / "box.json").exists() else {}
         if not file.exists() or meta.get("effect") != "shadow":
             continue
-        z = np.load(file)
         obj, e = read_rgba(sd / "gt_object.png")[..., 3], read_rgba(sd / "gt_effect.png")[..., 0]
         gtb = read_rgba(sd / "gt_bg.png")[..., :3]
-        region = (e > 0.02) & (obj < 0.5)
+        yield sd, meta, np.load(file), obj, gtb, (e > 0.02) & (obj < 0.5)
+
+
+def _gt_matte(eff: Any, data: Path, cache: Path) -> int:
+    """Effect-region gain of the stage with classical's matte and with the true object matte, per sample and mean."""
+    gains: dict[str, list[float]] = {"classical matte": [], "true matte": []}
+    found = {k: 0 for k in gains}
+    for sd, meta, z, obj, gtb, region in _shadow_samples(data, cache):
         base = psnr(z["background"], gtb, region)
         row = []
         for key, matte in (("classical matte", z["alpha"]), ("true matte", obj.astype(np.float32))):

@@ -99,16 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("data", type=Path, help="a layerkit make-dataset folder")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (alpha cache, summary.json)")
-    p.add_argument("--config", default="classical+peel", help="pipeline of the first pass")
+    p.add_argument("--config", default=None, help="pipeline of the first pass (default classical+peel)")
     p.add_argument("--seed", type=int, default=7, help="seed of the given (shuffled) object order")
     p.add_argument("--limit", type=int, default=None, help="first N samples only")
     p.add_argument("--gt-visible", action="store_true", help="order the exact visible parts instead of the first pass")
     args = p.parse_args(argv)
+    if args.gt_visible and args.config is not None:
+        print("error: --config sets the first pass, which --gt-visible replaces by the exact visible parts; "
+              "give one of them", file=sys.stderr)
+        return 2
     cache = args.output / ("alphas_gt" if args.gt_visible else "alphas")
     if args.gt_visible:
         gt_visible(args.data, cache, args.limit)
     else:
-        first_pass(args.data, cache, args.config, args.limit)
+        first_pass(args.data, cache, args.config or "classical+peel", args.limit)
     summary = {name: score(args.data, cache, fn, args.seed, args.limit) for name, fn in ORDERERS.items()}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / ("summary_gt.json" if args.gt_visible else "summary.json")).write_text(json.dumps(summary, indent=1))

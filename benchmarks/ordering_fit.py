@@ -38,8 +38,9 @@ from layerkit.modules.orderer.evidence import object_box  # noqa: E402
 CS = (0.03, 0.1, 0.3, 1.0, 3.0)
 
 
-def features(data: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per GT-overlapping pair ``(a below b)``: features of ``(a, b)`` (label: ``a`` is behind)."""
+def features(data: Path, cache: Path, extra: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Per GT-overlapping pair ``(a below b)``: features of ``(a, b)`` (``a`` is behind) and the pair's stack.
+    Without ``extra`` the features after the first ``cues.BASE_FEATURES`` are 0 (not measured)."""
     rows, groups = [], []
     for s in find_layer_samples(data):
         al = np.load(cache / f"{s.id}.npz")["alphas"].astype(np.float32)
@@ -49,9 +50,9 @@ def features(data: Path, cache: Path) -> tuple[np.ndarray, np.ndarray, list[str]
                 if float(np.minimum(gt[a + 1].alpha, gt[b + 1].alpha).sum()) > 0:
                     rows.append(cues.pair_features(img, al[a], al[b], object_box(al[a], prompts[a]),
                                                    object_box(al[b], prompts[b]), cues._prompt_box(prompts[a]),
-                                                   cues._prompt_box(prompts[b])))
+                                                   cues._prompt_box(prompts[b]), extra))
                     groups.append(f"{data}:{s.id}")
-    return np.array(rows), np.zeros(len(rows)), groups
+    return np.array(rows), groups
 
 
 def fit(x: np.ndarray, c: float) -> np.ndarray:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     xs, groups = [], []
     for item in args.sets:
         data, _, cache = item.partition("=")
-        x, _, g = features(Path(data), Path(cache))
+        x, g = features(Path(data), Path(cache), extra=not args.base_only)
         xs.append(x)
         groups += g
     x = np.concatenate(xs)

@@ -221,6 +221,7 @@ def test_exact_peel_ceiling_of_the_completion_benchmark(sources, tmp_path) -> No
     bench = load_benchmark("completion")
     gt, peeled = scene()
     exact = bench.visible_stack([layer.rgba for layer in gt])
+    assert len(exact) == len(peeled) == 3                              # zip below must not stop short
     for got, want in zip(exact, peeled):
         np.testing.assert_allclose(got.rgba, want.rgba, atol=1e-6)
     fg, bg = sources
@@ -233,3 +234,5 @@ def test_exact_peel_ceiling_of_the_completion_benchmark(sources, tmp_path) -> No
     assert done["hidden_l1"] < none["hidden_l1"]
     assert doc["gt shape"]["iou_occ"] == pytest.approx(1.0)
     assert none["recompose_min"] > 40 and done["recompose_min"] > 40
+    for extra in (["--cache", str(tmp_path / "peels")], ["--order", "auto"]):   # options of the peel it replaces
+        assert bench.main([str(data), "-o", str(out), "--gt-visible", *extra]) == 2

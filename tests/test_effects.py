@@ -45,11 +45,13 @@ def _object(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> tuple
     return rgb, alpha
 
 
-def egg_shadow_scene(seed: int = 49, h: int = 160, w: int = 200, ground: np.ndarray | None = None) -> dict:
-    """An egg on textured ground (or ``ground``) with the dataset maker's cast shadow: ``image``, ``ground``, ``rgb``,
-    ``alpha`` (the object's), ``shadow``, ``params`` (the shadow's) and ``gt_layer`` (object + shadow, RGBA)."""
+def egg_shadow_scene(seed: int = 49, h: int = 160, w: int = 200, ground: np.ndarray | None = None,
+                     egg: tuple[float, float, float, float] = (70, 120, 30, 16)) -> dict:
+    """An egg (``egg``: centre row, column, radii; :func:`_object`) on textured ground (or ``ground``) with the
+    dataset maker's cast shadow: ``image``, ``ground``, ``rgb``, ``alpha`` (the object's), ``shadow``, ``params``
+    (the shadow's) and ``gt_layer`` (object + shadow, RGBA)."""
     ground = _ground(h, w) if ground is None else ground
-    rgb, alpha = _object(h, w, 70, 120, 30, 16)
+    rgb, alpha = _object(h, w, *egg)
     shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
     f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
     image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
@@ -201,6 +203,28 @@ def test_shadow_on_textured_ground_is_found_and_divided_out(seed: int) -> None:
     assert psnr(rec, rec0) > 45.0
 
 
+def _soft_shadow_case(seed: int, h: int, w: int, egg: tuple[float, float, float, float]) -> tuple:
+    """:func:`egg_shadow_scene` on the ground of ``seed`` → ``(image, ground, rgb, alpha, the background the
+    decomposer hands the stage, the shadow's region outside the object, the shadow's params)``."""
+    s = egg_shadow_scene(seed, h, w, _ground(h, w, seed), egg)
+    region = (s["shadow"] > 0.05) & (s["alpha"] < 0.5)
+    return (s["image"], s["ground"], s["rgb"], s["alpha"], _background_guess(s["image"], s["alpha"]), region,
+            s["params"])
+
+
+def _off_and_on(case: tuple, option: str) -> dict[bool, tuple[float, dict]]:
+    """The shadow stage with ``option`` false and true on a :func:`_soft_shadow_case` → ``{value: (PSNR of the
+    cleaned ground in the shadow's region, the stage's trace)}``; each run must find the one shadow."""
+    image, ground, rgb, alpha, b0, region, _ = case
+    out = {}
+    for on in (False, True):
+        stage = ShadowReflectionEffects(effects=("shadow",), **{option: on})
+        b = stage(image, alpha, rgb, b0)[2]
+        assert [e.kind for e in stage.last] == ["shadow"], (option, on, stage.trace)
+        out[on] = (psnr(b, ground, region), dict(stage.trace))
+    return out
+
+
 def test_polish_refines_the_direction_of_a_soft_shadow() -> None:
     """The matched filter weighs the sharp near end of a shadow; the fit of the whole model
     (strength, fade, penumbra growing with the distance) corrects the direction, and the cleaned
@@ -208,20 +232,9 @@ def test_polish_refines_the_direction_of_a_soft_shadow() -> None:
     h, w = 200, 260
     gains = []
     for seed in (0, 2, 5, 6):
-        ground = _ground(h, w, seed)
-        rgb, alpha = _object(h, w, 80, 130, 45, 20)
-        shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
-        f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-        image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
-        b0 = _background_guess(image, alpha)
-        region = (shadow > 0.05) & (alpha < 0.5)
-        res = {}
-        for polish in (False, True):
-            stage = ShadowReflectionEffects(effects=("shadow",), polish=polish)
-            b = stage(image, alpha, rgb, b0)[2]
-            assert [e.kind for e in stage.last] == ["shadow"], stage.trace
-            res[polish] = (psnr(b, ground, region), stage.trace["shadow_sx"])
-        assert abs(res[True][1] - params["sx"]) < 0.06, (seed, res, params)
+        case = _soft_shadow_case(seed, h, w, (80, 130, 45, 20))
+        res = _off_and_on(case, "polish")
+        assert abs(res[True][1]["shadow_sx"] - case[-1]["sx"]) < 0.06, (seed, res, case[-1])
         gains.append(res[True][0] - res[False][0])
     assert min(gains) > 0.5 and float(np.mean(gains)) > 1.5, gains
 
@@ -230,25 +243,15 @@ def test_a_thin_shadow_without_an_inner_core_gets_its_strength_from_the_whole_re
     """A pole's shadow is thinner than its penumbra: the fitted soft mask never reaches the core
     level, so the strength cannot be matched again on an inner core. The fit of the whole region
     (each material most uniform once the shadow is divided out) replaces the first, outline-blurred
-    match (measured on these seeds: strength 0.16–0.29 → 0.30–0.60 for true 0.30–0.63, +8.7 to +11.1 dB)."""
+    match (measured on these seeds: strength 0.16–0.29 → 0.30–0.60 for true 0.30–0.63, +8.7 to +11.0 dB)."""
     h, w = 200, 260
     for seed in (1, 2, 4, 7):
-        ground = _ground(h, w, seed)
-        rgb, alpha = _object(h, w, 90, 130, 55, 5)
-        shadow, params = cast_shadow(alpha.astype(np.float64), np.random.default_rng(seed))
-        f, a = over_premul(rgb.astype(np.float64), alpha.astype(np.float64), np.zeros((h, w, 3)), shadow)
-        image = (a[..., None] * f + (1 - a[..., None]) * ground).astype(np.float32)
-        b0 = _background_guess(image, alpha)
-        region = (shadow > 0.05) & (alpha < 0.5)
-        res = {}
-        for fallback in (False, True):
-            stage = ShadowReflectionEffects(effects=("shadow",), region_fallback=fallback)
-            b = stage(image, alpha, rgb, b0)[2]
-            assert [e.kind for e in stage.last] == ["shadow"], stage.trace
-            res[fallback] = (psnr(b, ground, region), stage.trace["shadow_darkening"], stage.trace.get("shadow_region_fit"))
-        assert res[True][2] == 1.0 and res[False][2] is None, res
-        assert abs(res[True][1] - params["strength"]) < abs(res[False][1] - params["strength"]), (seed, res, params)
-        assert res[True][0] > res[False][0] + 3.0, (seed, res)
+        case = _soft_shadow_case(seed, h, w, (90, 130, 55, 5))
+        res = _off_and_on(case, "region_fallback")
+        (p_off, t_off), (p_on, t_on), true = res[False], res[True], case[-1]["strength"]
+        assert t_on.get("shadow_region_fit") == 1.0 and "shadow_region_fit" not in t_off, res
+        assert abs(t_on["shadow_darkening"] - true) < abs(t_off["shadow_darkening"] - true), (seed, res, true)
+        assert p_on > p_off + 3.0, (seed, res)
 
 
 def test_no_shadow_on_a_plain_cut_out_over_texture() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_dataset import sources  # noqa: F401  (fixture)
 
 from layerkit.modules.orderer.evidence import object_box
 from layerkit.modules.orderer.occlusion import continuation_score, occlusion_order, pair_score, rank, split_contested
@@ -195,6 +196,10 @@ def test_cue_orderer_bad_input() -> None:
         CueOrderer(weights=(1.0, 2.0))
     with pytest.raises(ConfigError, match="orderer.weights needs"):
         Pipeline.from_config("classical", {"orderer.weights": [1.0]})
+    with pytest.raises(ConfigError, match="finite"):   # a NaN weight would make every pair score NaN
+        Pipeline.from_config("classical", {"orderer.weights": [float("nan")] + [0.0] * 14})
+    with pytest.raises(ConfigError, match="finite"):
+        CueOrderer(weights=(float("inf"),) + (0.0,) * 17)
     img, alphas = bar_scene()
     with pytest.raises(ValueError, match="alphas but"):
         score_matrix(img, alphas, [None])
@@ -241,7 +246,37 @@ def test_default_weights_leave_the_added_cues_off() -> None:
     np.testing.assert_allclose(off[:BASE_FEATURES], on[:BASE_FEATURES])
     with pytest.raises(ValueError, match="one value per feature"):
         score_matrix(img, alphas, pr, WEIGHTS[:BASE_FEATURES - 1])
+    with pytest.raises(ValueError, match="finite"):
+        score_matrix(img, alphas, pr, (float("nan"),) + WEIGHTS[1:])
     assert Pipeline.from_config("classical", {"orderer.image_cues": True}).orderer.weights == IMAGE_WEIGHTS
     assert Pipeline.from_config("classical").orderer.weights == WEIGHTS
     with pytest.raises(ConfigError, match="not both"):
         CueOrderer(weights=IMAGE_WEIGHTS, image_cues=True)
+
+
+def test_ordering_benchmark_on_the_exact_visible_parts(sources, tmp_path, capsys) -> None:  # noqa: F811
+    """benchmarks/ordering.py --gt-visible caches each GT alpha times what the GT layers above it transmit
+    (the top one whole), and refuses a first-pass --config it would not use."""
+    import json
+
+    from conftest import load_benchmark
+
+    from layerkit.evaluation.dataset import find_layer_samples, make_dataset
+
+    bench = load_benchmark("ordering")
+    fg, bg = sources
+    data = make_dataset(fg, bg, tmp_path / "multi", n=2, objects=(3, 3), seed=1, occlusion=(0.3, 0.6), cover=(0.08, 0.2))
+    out = tmp_path / "bench"
+    assert bench.main([str(data), "-o", str(out), "--gt-visible", "--limit", "1"]) == 0
+    s = find_layer_samples(data)[0]
+    a = [layer.alpha for layer in s.ground_truth().layers[1:]]                    # bottom → top
+    got = np.load(out / "alphas_gt" / f"{s.id}.npz")["alphas"].astype(np.float32)
+    want = [a[0] * (1 - a[1]) * (1 - a[2]), a[1] * (1 - a[2]), a[2]]
+    np.testing.assert_allclose(got, np.stack(want), atol=2e-3)                    # float16 cache
+    assert (a[0] > 0.5).sum() > (got[0] > 0.5).sum()                              # the bottom object is partly hidden
+    summary = json.loads((out / "summary_gt.json").read_text())
+    assert set(summary) == set(bench.ORDERERS) and summary["cues"]["stacks"] == 1
+    assert not (out / "alphas").exists()                                          # no first pass was run
+    capsys.readouterr()
+    assert bench.main([str(data), "-o", str(out), "--gt-visible", "--config", "classical"]) == 2
+    assert "--config" in capsys.readouterr().err

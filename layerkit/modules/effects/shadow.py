@@ -148,25 +148,7 @@ class ShadowMixin:
 
         # the contact row: the matte's lowest row, or lower (a matte that misses the legs or the
         # trunk that touch the ground projects the shadow from the wrong row)
-        n_drop = int(round(self.max_drop / 0.25)) + 1 if self.max_drop > 0 else 1
-        drops = np.linspace(0.0, self.max_drop * oh, n_drop) if n_drop > 1 else np.zeros(1)
-        coarse = []
-        for dl in drops:
-            for sy in SY_GRID:
-                for sx in SX_GRID:
-                    r = score(sx, sy, float(dl))
-                    if r is not None:
-                        coarse.append((r[0] - self.drop_penalty * dl / oh, sx, sy, float(dl)))
-        coarse.sort(reverse=True)
-        self.trace["shadow_contrast"] = coarse[0][0] if coarse else 0.0
-        seeds: list[tuple[float, float, float, float]] = []
-        for c in coarse:  # distinct directions, best first
-            if c[0] >= self.min_contrast and all(abs(c[1] - q[1]) > 0.2 or abs(c[2] - q[2]) > 0.1
-                                                 or abs(c[3] - q[3]) > 0.2 * oh for q in seeds):
-                seeds.append(c)
-            if len(seeds) >= self.candidates:
-                break
-        refined = [self._refine(score, seed, oh, self.drop_penalty, n_drop > 1) for seed in seeds]
+        refined = self._candidates(score, oh)
         for z, sx, sy, dl in sorted(refined, reverse=True):
             if z < self.min_contrast:
                 break
@@ -193,20 +175,54 @@ class ShadowMixin:
                 sx, sy = self._polish(sil, lum, obj, sx, sy, yc, oh, strength, fade, sig0, sig1)
                 self.trace.update(shadow_sx=sx, shadow_sy=sy)
             if self.core_level != 0.5:  # the strength again, on the fitted penumbra's inner core
-                soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh)
-                again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
-                if again is not None:
-                    strength, fade = again[0], again[1]
-                elif self.region_fallback:  # no inner core (a thin, blurred shadow): the whole region's fit,
-                    # held to the outline's own edge as the first match was (min_edge)
-                    fit = self._region_fit(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1)
-                    if fit is not None:
-                        strength, fade = min(fit[0], edge / max(self.min_edge, 1e-3)), fit[1]
-                        self.trace.update(shadow_region_fit=1.0)
-                self.trace.update(shadow_darkening=strength, shadow_fade=fade)
+                strength, fade = self._strength_again(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1, edge,
+                                                      strength, fade)
             return self._remove(alpha, background, (x0, y0, x1, y1), k, oh, sx, sy, strength, fade, sig0, sig1, z,
                                 dl)
         return None
+
+    def _candidates(self, score: Any, oh: float) -> list[tuple[float, float, float, float]]:
+        """The coarse grid of directions (and contact rows, with ``max_drop``) scored by ``score``;
+        up to :attr:`candidates` distinct ones above ``min_contrast``, each refined
+        (:meth:`_refine`) → ``(z, sx, sy, drop)``. Records the best coarse score as ``shadow_contrast``."""
+        n_drop = int(round(self.max_drop / 0.25)) + 1 if self.max_drop > 0 else 1
+        drops = np.linspace(0.0, self.max_drop * oh, n_drop) if n_drop > 1 else np.zeros(1)
+        coarse = []
+        for dl in drops:
+            for sy in SY_GRID:
+                for sx in SX_GRID:
+                    r = score(sx, sy, float(dl))
+                    if r is not None:
+                        coarse.append((r[0] - self.drop_penalty * dl / oh, sx, sy, float(dl)))
+        coarse.sort(reverse=True)
+        self.trace["shadow_contrast"] = coarse[0][0] if coarse else 0.0
+        seeds: list[tuple[float, float, float, float]] = []
+        for c in coarse:  # distinct directions, best first
+            if c[0] >= self.min_contrast and all(abs(c[1] - q[1]) > 0.2 or abs(c[2] - q[2]) > 0.1
+                                                 or abs(c[3] - q[3]) > 0.2 * oh for q in seeds):
+                seeds.append(c)
+            if len(seeds) >= self.candidates:
+                break
+        return [self._refine(score, seed, oh, self.drop_penalty, n_drop > 1) for seed in seeds]
+
+    def _strength_again(self, sil: np.ndarray, lum: np.ndarray, u: np.ndarray, v: np.ndarray, obj: np.ndarray,
+                        sx: float, sy: float, yc: float, oh: float, sig0: float, sig1: float, edge: float,
+                        strength: float, fade: float) -> tuple[float, float]:
+        """Strength and fade matched again on the fitted penumbra's inner core (``core_level``); without
+        a core (a thin, blurred shadow) and with ``region_fallback``, the whole region's fit
+        (:meth:`_region_fit`) held to the outline's own edge as the first match was (``min_edge``);
+        else the first match's ``strength`` and ``fade``."""
+        soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh)
+        again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
+        if again is not None:
+            strength, fade = again[0], again[1]
+        elif self.region_fallback:
+            fit = self._region_fit(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1)
+            if fit is not None:
+                strength, fade = min(fit[0], edge / max(self.min_edge, 1e-3)), fit[1]
+                self.trace.update(shadow_region_fit=1.0)
+        self.trace.update(shadow_darkening=strength, shadow_fade=fade)
+        return strength, fade
 
     @staticmethod
     def _refine(score: Any, seed: tuple[float, float, float, float], oh: float, penalty: float,

@@ -75,8 +75,8 @@ BASE_FEATURES = 15
 WEIGHTS = (0.049, 0.054, 0.576, -0.059, 0.032, -0.075, 0.428, 0.685, -0.717, 0.421, 0.386, 0.88, 1.263, 0.345, 0.879)
 #: weights of all :data:`FEATURES` (``orderer.image_cues=true``), fitted on the TUNE stacks
 #: ``tune3`` + ``tune3b`` of today's first pass (C = 0.03); not the default: on the UNSEEN stacks
-#: they order as many pairs as :data:`WEIGHTS` (winning on one half, losing on the other, see
-#: ``docs/multilayer.md``) at about twice the cost
+#: they order one pair more than :data:`WEIGHTS` (164 vs 163 of 208) and as many whole stacks (48 of
+#: 80), winning on one half and losing on the other (``docs/multilayer.md``), at about twice the cost
 IMAGE_WEIGHTS = (0.142, 0.342, 0.193, 0.021, 0.033, 0.017, 0.104, 0.201, -0.159, 0.273, 0.044, 0.203, 0.238, 0.094,
                  0.364, 0.495, 0.457, 0.283)
 #: pixels around the two objects' boxes that the cues look at
@@ -349,7 +349,8 @@ def score_matrix(image: np.ndarray | None, alphas: list[np.ndarray], prompts: li
         weights: one per :data:`FEATURES`, or the first :data:`BASE_FEATURES` only (the others 0).
 
     Raises:
-        ValueError: ``alphas`` and ``prompts`` of different lengths, or ``weights`` of another length.
+        ValueError: ``alphas`` and ``prompts`` of different lengths, or ``weights`` of another length
+            or not finite.
     """
     n = len(alphas)
     if len(prompts) != n:
@@ -369,6 +370,8 @@ def _full_weights(weights: tuple[float, ...]) -> np.ndarray:
                          f"got {len(weights)}")
     w = np.zeros(len(FEATURES))
     w[:len(weights)] = weights
+    if not np.isfinite(w).all():
+        raise ValueError(f"weights must be finite, got {list(weights)}")
     return w
 
 
@@ -382,7 +385,8 @@ class CueOrderer(Orderer):
             completion-informed one included) instead of the default weights.
 
     Raises:
-        ConfigError: not one weight per feature, or both ``weights`` and ``image_cues`` given.
+        ConfigError: not one weight per feature, a weight not finite, or ``image_cues`` with ``weights``
+            other than the default (weights equal to :data:`WEIGHTS` cannot be told from the default).
     """
 
     def __init__(self, weights: tuple[float, ...] = WEIGHTS, image_cues: bool = False) -> None:
@@ -395,6 +399,8 @@ class CueOrderer(Orderer):
             raise ConfigError(f"orderer.weights needs {len(FEATURES)} values, one per cue {list(FEATURES)} (or the "
                               f"first {BASE_FEATURES}: the others 0), got {len(self.weights)}; leave it unset for the "
                               f"fitted defaults")
+        if not np.isfinite(self.weights).all():
+            raise ConfigError(f"orderer.weights must be finite numbers, got {list(self.weights)}")
 
     def __call__(self, image: np.ndarray, alphas: list[np.ndarray], prompts: list[Prompt | None]) -> list[int]:
         return rank(score_matrix(image, alphas, prompts, self.weights))
