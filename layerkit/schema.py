@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
@@ -127,7 +128,7 @@ def structured(schema: type, values: Mapping[str, Any], section: str, composed: 
         conf = OmegaConf.merge(OmegaConf.structured(schema), dict(values))
         out: dict[str, Any] = OmegaConf.to_container(conf, resolve=True, throw_on_missing=True)  # type: ignore[assignment]
     except (ValidationError, ConfigKeyError, MissingMandatoryValue) as e:
-        key = str(getattr(e, "full_key", "") or "").split(".")[0] or "?"
+        key = re.split(r"[.\[]", str(getattr(e, "full_key", "") or ""))[0] or "?"  # "weights[0]" → "weights"
         if isinstance(e, MissingMandatoryValue):
             raise ConfigError(f"{where(key)}: '{section}.{key}' is required; set {section}.{key}=VALUE") from None
         want = _describe(typing.get_type_hints(schema).get(key))

@@ -79,6 +79,7 @@ def test_backend_change_in_a_later_layer_drops_earlier_keys():
     ({"segmenter.backend": "none"}, r"segmenter is required"),
     ({"pipeline.consistent": "yes please"}, r"pipeline.consistent must be true or false"),
     ({"segmenter.inits": 3}, r"segmenter.inits"),
+    ({"orderer.weights": ["a", "b"]}, r"orderer.weights must be a list of float, got \['a', 'b'\]"),  # not "weights\[0\]"
 ])
 def test_config_errors_name_the_key(overrides, match):
     with pytest.raises(ConfigError, match=match):
