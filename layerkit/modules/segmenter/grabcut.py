@@ -47,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.modules.base import Segmenter
+from layerkit.modules.segmenter.box_sides import segment_cut_box
 from layerkit.modules.segmenter.grabcut_click import grow_box_from_click
 from layerkit.modules.segmenter.grabcut_parts import (
     centred_ellipse,
@@ -126,7 +127,8 @@ class GrabCutSegmenter(Segmenter):
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
                  frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
-                 side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2) -> None:
+                 side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2, cut_sides: float = 0.0) -> None:
+        self.cut_sides = cut_sides  # box sides the object crosses: the image is cropped there (box_sides.py); 0 off
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -184,11 +186,16 @@ class GrabCutSegmenter(Segmenter):
                                        self.point_rounds)
         return mask
 
-    def _segment(self, prompt: Prompt, side_band: bool = True) -> np.ndarray:
+    def _segment(self, prompt: Prompt, side_band: bool = True, image: np.ndarray | None = None) -> np.ndarray:
         """One segmentation of ``prompt`` (see :meth:`predict`); ``side_band`` False: no side runs (derived boxes)."""
         import cv2
 
-        image = self.image
+        if image is None and self.cut_sides > 0 and side_band and prompt.boxes is not None and len(prompt.boxes) == 1 \
+                and prompt.mask is None:  # a box that cuts the object (box_sides.py)
+            mask = segment_cut_box(lambda im, p: self._segment(p, side_band, im), self.image, prompt, self.cut_sides)
+            if mask is not None:
+                return mask
+        image = self.image if image is None else image
         h, w = image.shape[:2]
         if prompt.mask is not None and not self.refine_mask and prompt.points is None and prompt.boxes is None:
             return np.asarray(prompt.mask, bool)
