@@ -116,6 +116,8 @@ class GrabCutSegmenter(Segmenter):
             where the mask runs into them (:func:`~layerkit.modules.segmenter.grabcut_click.grow_box_from_click`);
             0 keeps the click's mask.
         point_rounds: how many times the box's sides may move out.
+        cut_sides: a box side the object crosses (a box that cuts the object) is found when this share of
+            the band beyond it is object-coloured, and the image is cropped there (:mod:`.box_sides`); 0 off.
 
     GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
     pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
@@ -128,7 +130,9 @@ class GrabCutSegmenter(Segmenter):
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
                  frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
                  side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2, cut_sides: float = 0.0) -> None:
-        self.cut_sides = cut_sides  # box sides the object crosses: the image is cropped there (box_sides.py); 0 off
+        if not 0.0 <= cut_sides <= 1.0:
+            raise ValueError(f"segmenter.cut_sides must be in [0, 1], got {cut_sides}")
+        self.cut_sides = cut_sides
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
