@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from layerkit.modules.base import Segmenter
+from layerkit.modules.segmenter.box_sides import segment_cut_box
 from layerkit.modules.segmenter.grabcut_click import grow_box_from_click
 from layerkit.modules.segmenter.grabcut_parts import (
     centred_ellipse,
@@ -120,6 +121,8 @@ class GrabCutSegmenter(Segmenter):
         frame_gap: a box side that leaves at least one working pixel between it and the image frame
             keeps one pixel of sure background there: ``box_margin`` does not swallow the only strip of
             background the user left on that side (see :meth:`_margined`). ``classical`` turns it on.
+        cut_sides: a box side the object crosses (a box that cuts the object) is found when this share of
+            the band beyond it is object-coloured, and the image is cropped there (:mod:`.box_sides`); 0 off.
 
     GrabCut's GMM initialisation uses k-means: OpenCV's RNG is seeded with :attr:`seed` (the
     pipeline's ``pipeline.seed``, see :meth:`~layerkit.modules.base.Stage.manual_seed`).
@@ -132,7 +135,10 @@ class GrabCutSegmenter(Segmenter):
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
                  frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
                  side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2,
-                 frame_gap: bool = False) -> None:
+                 frame_gap: bool = False, cut_sides: float = 0.0) -> None:
+        if not 0.0 <= cut_sides <= 1.0:
+            raise ValueError(f"segmenter.cut_sides must be in [0, 1], got {cut_sides}")
+        self.cut_sides = cut_sides
         unknown = set(inits) - set(INITS)
         if unknown or not inits:
             raise ValueError(f"segmenter.inits must be a non-empty list of {', '.join(INITS)}; got {list(inits)}")
@@ -191,11 +197,16 @@ class GrabCutSegmenter(Segmenter):
                                        self.point_rounds)
         return mask
 
-    def _segment(self, prompt: Prompt, side_band: bool = True) -> np.ndarray:
+    def _segment(self, prompt: Prompt, side_band: bool = True, image: np.ndarray | None = None) -> np.ndarray:
         """One segmentation of ``prompt`` (see :meth:`predict`); ``side_band`` False: no side runs (derived boxes)."""
         import cv2
 
-        image = self.image
+        if image is None and self.cut_sides > 0 and side_band and prompt.boxes is not None and len(prompt.boxes) == 1 \
+                and prompt.mask is None:  # a box that cuts the object (box_sides.py)
+            mask = segment_cut_box(lambda im, p: self._segment(p, side_band, im), self.image, prompt, self.cut_sides)
+            if mask is not None:
+                return mask
+        image = self.image if image is None else image
         h, w = image.shape[:2]
         if prompt.mask is not None and not self.refine_mask and prompt.points is None and prompt.boxes is None:
             return np.asarray(prompt.mask, bool)
