@@ -174,3 +174,17 @@ def test_old_module_paths_of_saved_configs_still_resolve():
         cls = resolve("matter", "layerkit.modules.matting.closed_form:ClosedFormMatter")
     assert cls is ClosedFormMatter
     assert any("layerkit.modules.matter.closed_form:ClosedFormMatter" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("name", ["lasagna", "reflayer"])
+def test_weight_free_stages_of_other_pipelines_are_classicals(name):
+    """`lasagna` and `reflayer` decompose with "the weight-free classical stages": their segmenter and trimapper
+    sections are `classical`'s (they had drifted: no side band, frame anchor, part restoration, frame gap)."""
+    from omegaconf import OmegaConf
+
+    from layerkit.config import config_dir
+
+    classical = OmegaConf.load(config_dir() / "classical.yaml")
+    other = OmegaConf.load(config_dir() / f"{name}.yaml")
+    for section in ("segmenter", "trimapper"):
+        assert OmegaConf.to_container(other[section]) == OmegaConf.to_container(classical[section]), section
