@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from layerkit.errors import one_line_errors  # noqa: E402
 from layerkit.evaluation.amodal import KEYS, covers, evaluate_complete, mean_scores  # noqa: E402
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
@@ -143,6 +144,7 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@one_line_errors("completion.py")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("data", type=Path, help="a layerkit make-dataset folder")

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from layerkit import Pipeline  # noqa: E402
+from layerkit.errors import one_line_errors  # noqa: E402
 from layerkit.evaluation import realphoto as R  # noqa: E402
 from layerkit.evaluation.composites import find_samples  # noqa: E402
 from layerkit.io.image import load_image, load_mask  # noqa: E402
@@ -77,6 +78,7 @@ def samples_of(folder: str) -> list[tuple[str, np.ndarray, np.ndarray, list[floa
     return out
 
 
+@one_line_errors("cut_box.py")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="+")
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)
     pipe = Pipeline.from_config(args.config, args.set)
+    for folder in args.data:  # every folder checked before anything is written (a bad one: one line, exit 2)
+        R.find_real_samples(folder) if R.is_real_photo_folder(folder) else find_samples(folder)
     out, records = Path(args.output), []
     out.mkdir(parents=True, exist_ok=True)
     for folder in args.data:

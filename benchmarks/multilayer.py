@@ -117,6 +117,10 @@ def main() -> int:
     p.add_argument("--score-only", action="store_true", help="score the stacks already in OUT/<mode>/stacks again")
     args = p.parse_args()
     data, out = Path(args.data), Path(args.output)
+    if not data.is_dir():
+        print(f"multilayer.py: data folder '{data}' does not exist or is not a folder; make one with layerkit make-dataset",
+              file=sys.stderr)
+        return 2
     rows = [row for m in args.modes for row in run_mode(data, out, m, args)]
     (out / "summary.json").write_text(json.dumps(rows, indent=1))
     cols = list(rows[0])

@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from layerkit.errors import one_line_errors  # noqa: E402
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 from layerkit.modules.orderer import cues, evidence, occlusion  # noqa: E402
@@ -95,6 +96,7 @@ def score(data: Path, cache: Path, order_fn: Orderer, seed: int, limit: int | No
             "pairs": total, "stacks": n}
 
 
+@one_line_errors("ordering.py")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("data", type=Path, help="a layerkit make-dataset folder")
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --config sets the first pass, which --gt-visible replaces by the exact visible parts; "
               "give one of them", file=sys.stderr)
         return 2
+    find_layer_samples(args.data)  # a missing or malformed folder: one line, nothing written
     cache = args.output / ("alphas_gt" if args.gt_visible else "alphas")
     if args.gt_visible:
         gt_visible(args.data, cache, args.limit)

@@ -38,3 +38,21 @@ class DataError(LayerkitError):
 
 class EditError(LayerkitError):
     """An edit names a missing layer or cannot be applied to it."""
+
+
+def one_line_errors(prog: str):  # noqa: ANN201 - a decorator
+    """Decorator for a script's ``main(...) -> int``: a :class:`LayerkitError` is printed as one line
+    (``prog: message``) on stderr and ``main`` returns 2, as the command line does."""
+    import functools
+    import sys
+
+    def wrap(main):  # noqa: ANN001, ANN202
+        @functools.wraps(main)
+        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            try:
+                return main(*args, **kwargs)
+            except LayerkitError as e:
+                print(f"{prog}: {e}", file=sys.stderr)
+                return 2
+        return run
+    return wrap
