@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from layerkit.errors import one_line_errors  # noqa: E402
+from layerkit.evaluation.amodal import covers  # noqa: E402
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 from layerkit.modules.orderer import cues, evidence, occlusion  # noqa: E402
@@ -69,7 +70,7 @@ def gt_visible(data: Path, cache: Path, limit: int | None) -> None:
         if f.exists():
             continue
         a = [layer.alpha for layer in s.ground_truth().layers[1:]]
-        vis = [a[k] * np.prod([1.0 - b for b in a[k + 1:]], axis=0) if k + 1 < len(a) else a[k] for k in range(len(a))]
+        vis = [ak * (1.0 - ck) for ak, ck in zip(a, covers(a))]  # what the layers above let through
         np.savez_compressed(f, alphas=np.stack(vis).astype(np.float16))
 
 

@@ -36,7 +36,16 @@ import numpy as np
 from layerkit.modules.effects.common import EffectEstimate
 from layerkit.modules.effects.common import fill as _fill
 from layerkit.modules.effects.common import luma as _luma
-from layerkit.modules.effects.shadow_model import SX_GRID, SY_GRID, affine, grad, matched_strength, projected_box, soft_shadow
+from layerkit.modules.effects.shadow_model import (
+    SX_GRID,
+    SY_GRID,
+    affine,
+    grad,
+    matched_strength,
+    projected_box,
+    region_fit,
+    soft_shadow,
+)
 from layerkit.types import alpha_bbox
 
 
@@ -210,14 +219,14 @@ class ShadowMixin:
                         strength: float, fade: float) -> tuple[float, float]:
         """Strength and fade matched again on the fitted penumbra's inner core (``core_level``); without
         a core (a thin, blurred shadow) and with ``region_fallback``, the whole region's fit
-        (:meth:`_region_fit`) held to the outline's own edge as the first match was (``min_edge``);
+        (:func:`~layerkit.modules.effects.shadow_model.region_fit`) held to the outline's own edge as the first match was (``min_edge``);
         else the first match's ``strength`` and ``fade``."""
         soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh)
         again = matched_strength(lum, u, v, soft, dist, obj, oh, self.chroma_bin, self.core_level)
         if again is not None:
             strength, fade = again[0], again[1]
         elif self.region_fallback:
-            fit = self._region_fit(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1)
+            fit = region_fit(sil, lum, u, v, obj, sx, sy, yc, oh, sig0, sig1, self.chroma_bin)
             if fit is not None:
                 strength, fade = min(fit[0], edge / max(self.min_edge, 1e-3)), fit[1]
                 self.trace.update(shadow_region_fit=1.0)
@@ -331,39 +340,6 @@ class ShadowMixin:
             return fit - float(np.log1p((lx ** 2 + ly ** 2) / tau2).sum())
 
         return cost
-
-    def _region_fit(self, sil: np.ndarray, lum: np.ndarray, u: np.ndarray, v: np.ndarray, obj: np.ndarray,
-                    sx: float, sy: float, yc: float, oh: float, sig0: float, sig1: float) -> tuple[float, float] | None:
-        """Strength and fade that make each material of the whole region most uniform once the shadow is divided out.
-
-        A shadow keeps the ground's chromaticity, so in a window around the shadow (its projected
-        box grown by a quarter of the object's height) the pixels are grouped by chromaticity bin
-        (a material), and the strength and fade (on a grid) are those of least spread of the
-        *cleaned* log-luminance ``L − log(1 − a)`` within the bins. Every pixel of the region
-        counts, not only a core where the soft mask is high: too weak a shadow leaves dark pixels
-        among lit ones of their material, too strong one bright ones. None: no window.
-        """
-        sb = alpha_bbox(sil)
-        win = projected_box(sb, affine(sx, sy, yc), sil.shape, int(np.ceil(3.0 * (sig0 + sig1) + 0.25 * oh)) + 3)  # type: ignore[arg-type]
-        if win is None:
-            return None
-        ox, oy, ex, ey = win
-        sel = ~obj[oy:ey, ox:ex]
-        key = (np.floor(u[oy:ey, ox:ex] / self.chroma_bin).astype(np.int64) * 100003
-               + np.floor(v[oy:ey, ox:ex] / self.chroma_bin).astype(np.int64))[sel]
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        cnt = np.diff(np.r_[starts, len(ks)]).astype(np.float64)
-        lw = lum[oy:ey, ox:ex][sel][order].astype(np.float64)
-        soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh, win)
-        ms, ds = soft[sel][order].astype(np.float64), dist[sel][order].astype(np.float64)
-        strengths, fades = np.linspace(0.0, 0.9, 19), np.array([0.0, 0.2, 0.4, 0.6])
-        a = np.clip(strengths[:, None, None] * (ms[None, :] * (1.0 - fades[:, None] * ds[None, :]))[None], 0.0, 0.95)
-        c = lw[None, None] - np.log1p(-a)  # (strengths, fades, pixels): the cleaned log-luminance
-        spread = (c * c).sum(axis=2) - (np.add.reduceat(c, starts, axis=2) ** 2 / cnt).sum(axis=2)
-        i, j = np.unravel_index(int(np.argmin(spread)), spread.shape)
-        return float(strengths[i]), float(fades[j])
 
     def _fit(self, sil: np.ndarray, lum: np.ndarray, obj: np.ndarray, sx: float, sy: float, yb: float,
              oh: float, fade: float) -> tuple[float, float, float]:

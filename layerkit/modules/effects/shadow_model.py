@@ -1,6 +1,7 @@
 """The shadow model of the effects stage: a silhouette projected on the ground plane, softened
 with the distance from the contact (:func:`soft_shadow`), and its strength matched against the lit
-ground of the same colour (:func:`matched_strength`). :class:`~layerkit.modules.effects.shadow.ShadowMixin`
+ground of the same colour (:func:`matched_strength`; for a shadow with no inner core, over the whole
+region around it: :func:`region_fit`). :class:`~layerkit.modules.effects.shadow.ShadowMixin`
 searches, fits and removes shadows with these."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 from layerkit.modules.effects.common import odd as _odd
+from layerkit.types import alpha_bbox
 
 #: coarse grid of light directions (``sy`` < 0: cast behind the object, > 0: in front)
 SY_GRID = (-0.55, -0.45, -0.36, -0.28, -0.21, -0.15, -0.1, 0.12, 0.2, 0.28)
@@ -70,6 +72,11 @@ def soft_shadow(sil: np.ndarray, sx: float, sy: float, yb: float, sig0: float, s
     return soft.astype(np.float32), d.astype(np.float32)
 
 
+def chroma_key(u: np.ndarray, v: np.ndarray, bin_width: float) -> np.ndarray:
+    """One integer per chromaticity bin (``bin_width`` wide in log R/G and log B/G): a material's key."""
+    return np.floor(u / bin_width).astype(np.int64) * 100003 + np.floor(v / bin_width).astype(np.int64)
+
+
 def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.ndarray, dist: np.ndarray,
                      obj: np.ndarray, oh: float, bin_width: float,
                      core_level: float = 0.5) -> tuple[float, float, float, float] | None:
@@ -99,7 +106,7 @@ def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.nda
     ring = cv2.dilate((soft > 0.02).astype(np.uint8), np.ones((kk, kk), np.uint8)).astype(bool) & (soft <= 0.02) & ~obj
     if core.sum() < 8 or ring.sum() < 8:
         return None
-    key = np.floor(u / bin_width).astype(np.int64) * 100003 + np.floor(v / bin_width).astype(np.int64)
+    key = chroma_key(u, v, bin_width)
     kr, kc = key[ring], key[core]
     uk, inv = np.unique(kr, return_inverse=True)
     cnt = np.bincount(inv)
@@ -128,3 +135,36 @@ def matched_strength(lum: np.ndarray, u: np.ndarray, v: np.ndarray, soft: np.nda
     fade = float(np.clip((s_n - s_f) / max(s_n * d_f - s_f * d_n, 1e-6), 0.0, 0.6)) if s_n > s_f else 0.0
     strength = float(np.clip(s_n / max(1.0 - fade * d_n, 1e-3), 0.0, 0.95))
     return strength, fade, dark, cover
+
+
+def region_fit(sil: np.ndarray, lum: np.ndarray, u: np.ndarray, v: np.ndarray, obj: np.ndarray, sx: float, sy: float,
+               yc: float, oh: float, sig0: float, sig1: float, bin_width: float) -> tuple[float, float] | None:
+    """Strength and fade that make each material of the whole region most uniform once the shadow is divided out.
+
+    A shadow keeps the ground's chromaticity, so in a window around the shadow (its projected
+    box grown by a quarter of the object's height) the pixels are grouped by chromaticity bin
+    (a material), and the strength and fade (on a grid) are those of least spread of the
+    *cleaned* log-luminance ``L − log(1 − a)`` within the bins. Every pixel of the region
+    counts, not only a core where the soft mask is high: too weak a shadow leaves dark pixels
+    among lit ones of their material, too strong one bright ones. None: no window.
+    """
+    sb = alpha_bbox(sil)
+    win = projected_box(sb, affine(sx, sy, yc), sil.shape, int(np.ceil(3.0 * (sig0 + sig1) + 0.25 * oh)) + 3)  # type: ignore[arg-type]
+    if win is None:
+        return None
+    ox, oy, ex, ey = win
+    sel = ~obj[oy:ey, ox:ex]
+    key = chroma_key(u[oy:ey, ox:ex], v[oy:ey, ox:ex], bin_width)[sel]
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    cnt = np.diff(np.r_[starts, len(ks)]).astype(np.float64)
+    lw = lum[oy:ey, ox:ex][sel][order].astype(np.float64)
+    soft, dist = soft_shadow(sil, sx, sy, yc, sig0, sig1, oh, win)
+    ms, ds = soft[sel][order].astype(np.float64), dist[sel][order].astype(np.float64)
+    strengths, fades = np.linspace(0.0, 0.9, 19), np.array([0.0, 0.2, 0.4, 0.6])
+    a = np.clip(strengths[:, None, None] * (ms[None, :] * (1.0 - fades[:, None] * ds[None, :]))[None], 0.0, 0.95)
+    c = lw[None, None] - np.log1p(-a)  # (strengths, fades, pixels): the cleaned log-luminance
+    spread = (c * c).sum(axis=2) - (np.add.reduceat(c, starts, axis=2) ** 2 / cnt).sum(axis=2)
+    i, j = np.unravel_index(int(np.argmin(spread)), spread.shape)
+    return float(strengths[i]), float(fades[j])

@@ -52,7 +52,9 @@ from layerkit.modules.base import Segmenter
 from layerkit.modules.segmenter.box_sides import segment_cut_box
 from layerkit.modules.segmenter.grabcut_click import grow_box_from_click
 from layerkit.modules.segmenter.grabcut_parts import (
+    background_separation,
     centred_ellipse,
+    colour_separation,
     continued_background,
     fill_foreign_holes,
     keep_pointed_components,
@@ -60,7 +62,6 @@ from layerkit.modules.segmenter.grabcut_parts import (
     restore_dropped_parts,
     touches_frame,
 )
-from layerkit.ops.colour import colour_index, region_histogram
 from layerkit.types import Prompt
 
 __all__ = ["GrabCutSegmenter", "INITS", "background_separation", "centred_ellipse", "colour_separation",
@@ -395,32 +396,3 @@ class GrabCutSegmenter(Segmenter):
 
 
 INITS = ("box", "histogram", "center", "core", "frame")
-
-
-def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> float:
-    """1 − histogram intersection of the mask's colours and those of a ring around it.
-
-    The ring is ``0.05·sqrt(area)`` pixels wide (at least 3). 1 means disjoint colours (a clean
-    cut along the object's boundary), 0 identical ones. Returns −1 for an empty mask.
-    """
-    import cv2
-
-    if not mask.any():
-        return -1.0
-    r = max(3, int(0.05 * np.sqrt(mask.sum())))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    ring = cv2.dilate(mask.astype(np.uint8), disk).astype(bool) & ~mask
-    return background_separation(image, mask, ring, bins)
-
-
-def background_separation(image: np.ndarray, mask: np.ndarray, background: np.ndarray, bins: int = 8) -> float:
-    """1 − histogram intersection of the mask's colours and those of ``background`` pixels.
-
-    Returns −1 for an empty mask and 0 when no background pixel is given.
-    """
-    if not mask.any():
-        return -1.0
-    if not background.any():
-        return 0.0
-    idx = colour_index(image, bins)
-    return float(1.0 - np.minimum(region_histogram(idx, mask, bins), region_histogram(idx, background, bins)).sum())

@@ -10,6 +10,10 @@ Three mechanisms, found on real photographs (the object cut by the image frame, 
   whose addition keeps the ring separation, is added back;
 * :func:`continued_background` — background that crosses a box side and continues the colour just
   outside it starts the ``histogram`` hypothesis as sure background (trees behind a giraffe's head).
+
+The two scores the hypotheses are compared by live here too: :func:`colour_separation` (the mask
+against a ring around it, the vote's score) and :func:`background_separation` (against given
+background pixels).
 """
 
 from __future__ import annotations
@@ -98,8 +102,6 @@ def restore_dropped_parts(image: np.ndarray, chosen: np.ndarray, others: list[np
         ``H×W`` bool, ``chosen`` with the restored parts.
     """
     import cv2
-
-    from layerkit.modules.segmenter.grabcut import colour_separation  # at call time: grabcut imports this module
 
     if not known_bg.any() or not others:
         return chosen
@@ -242,3 +244,32 @@ def outside_ratio(image: np.ndarray, inside: np.ndarray, bins: int = 16, sigma: 
     h_in = region_histogram(idx, inside, bins, sigma)
     h_out = region_histogram(idx, ~inside, bins, sigma)
     return (h_out / (h_in + 1e-9))[idx]
+
+
+def colour_separation(image: np.ndarray, mask: np.ndarray, bins: int = 8) -> float:
+    """1 − histogram intersection of the mask's colours and those of a ring around it.
+
+    The ring is ``0.05·sqrt(area)`` pixels wide (at least 3). 1 means disjoint colours (a clean
+    cut along the object's boundary), 0 identical ones. Returns −1 for an empty mask.
+    """
+    import cv2
+
+    if not mask.any():
+        return -1.0
+    r = max(3, int(0.05 * np.sqrt(mask.sum())))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    ring = cv2.dilate(mask.astype(np.uint8), disk).astype(bool) & ~mask
+    return background_separation(image, mask, ring, bins)
+
+
+def background_separation(image: np.ndarray, mask: np.ndarray, background: np.ndarray, bins: int = 8) -> float:
+    """1 − histogram intersection of the mask's colours and those of ``background`` pixels.
+
+    Returns −1 for an empty mask and 0 when no background pixel is given.
+    """
+    if not mask.any():
+        return -1.0
+    if not background.any():
+        return 0.0
+    idx = colour_index(image, bins)
+    return float(1.0 - np.minimum(region_histogram(idx, mask, bins), region_histogram(idx, background, bins)).sum())
