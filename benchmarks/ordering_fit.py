@@ -8,12 +8,14 @@ are labelled by their GT depth order. A logistic regression without intercept (s
 each pair added in both argument orders) is fitted for several L2 strengths; the strength with
 the best stack-grouped 5-fold cross-validated pairwise accuracy is refitted on all pairs and its
 weights printed (paste them into ``IMAGE_WEIGHTS``, or with ``--base-only`` into ``WEIGHTS``).
-Only the tuning folders are read: evaluate the
-weights on other objects with ``benchmarks/ordering.py``.
+Only the tuning folders are fitted on; ``--eval DATA=CACHE`` (repeatable) then scores the fitted
+weights on other stacks (pairwise / whole, as ``benchmarks/ordering.py`` does) and, for comparison,
+the shipped ones, in the same run.
 
 Usage:
     python benchmarks/ordering.py tune/ -o bench_tune/            # caches bench_tune/alphas
     python benchmarks/ordering_fit.py tune/=bench_tune/alphas [more/=cache ...] -o fit.json [--base-only]
+        [--eval unseen/=bench_unseen/alphas ...]
 
 ``--base-only`` fits the first ``cues.BASE_FEATURES`` features only (the previous orderer's cues).
 """
@@ -29,7 +31,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from layerkit.errors import DataError, one_line_errors  # noqa: E402
 from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 from layerkit.modules.orderer import cues  # noqa: E402
@@ -64,16 +68,28 @@ def fit(x: np.ndarray, c: float) -> np.ndarray:
     return LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(xa, ya).coef_[0]
 
 
+def _split(item: str) -> tuple[Path, Path]:
+    data, sep, cache = item.partition("=")
+    if not sep or not Path(cache).is_dir():
+        raise DataError(f"{item!r} must be DATA=CACHE, CACHE the alpha folder that "
+                         f"benchmarks/ordering.py wrote for DATA (OUT/alphas)")
+    find_layer_samples(Path(data))  # a missing or malformed folder: one line
+    return Path(data), Path(cache)
+
+
+@one_line_errors("ordering_fit.py")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("sets", nargs="+", help="DATA=CACHE: a make-dataset folder and its first-pass alpha cache")
+    p.add_argument("--eval", action="append", default=[], metavar="DATA=CACHE",
+                   help="stacks to score the fitted weights on (and the shipped ones), repeatable")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSON with the weights and the CV figures")
     p.add_argument("--base-only", action="store_true", help=f"fit the first {cues.BASE_FEATURES} features only")
     args = p.parse_args(argv)
+    sets, evals = [_split(i) for i in args.sets], [_split(i) for i in args.eval]
     xs, groups = [], []
-    for item in args.sets:
-        data, _, cache = item.partition("=")
-        x, g = features(Path(data), Path(cache), extra=not args.base_only)
+    for data, cache in sets:
+        x, g = features(data, cache, extra=not args.base_only)
         xs.append(x)
         groups += g
     x = np.concatenate(xs)
@@ -94,12 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     w = fit(x, best)
     out = {"features": list(feats), "weights": [round(float(v), 3) for v in w], "C": best,
            "cv_pairwise": cv, "pairs": len(x), "stacks": len(names), "single_cue": single}
+    if evals:
+        from ordering import score
+
+        fitted, shipped = cues.CueOrderer(weights=tuple(w)), cues.CueOrderer()
+        out["eval"] = {str(d): {"fitted": score(d, c, fitted, 7, None), "shipped": score(d, c, shipped, 7, None)}
+                       for d, c in evals}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1))
     for n, r in single.items():
         print(f"{n:12s} right {r['right']:.3f} wrong {r['wrong']:.3f}")
     print("CV pairwise by C:", {c: round(v, 3) for c, v in cv.items()})
     print(f"C={best} weights:", out["weights"])
+    for d, r in out.get("eval", {}).items():
+        f, sh = r["fitted"], r["shipped"]
+        print(f"{d}: fitted pairwise {f['pairwise']:.3f} whole {f['whole']:.3f}; shipped pairwise "
+              f"{sh['pairwise']:.3f} whole {sh['whole']:.3f} ({f['pairs']} pairs, {f['stacks']} stacks)")
     return 0
 
 
