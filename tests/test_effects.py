@@ -159,6 +159,8 @@ def test_bad_keys_fail_with_one_line():
         build("effects", "shadow_reflection", {"contact": -1})
     with pytest.raises(ConfigError, match="max_out_of_range"):
         build("effects", "shadow_reflection", {"max_out_of_range": 2})
+    with pytest.raises(ConfigError, match="chroma_noise is a number of spreads"):
+        build("effects", "shadow_reflection", {"chroma_noise": -1})
     with pytest.raises(ConfigError, match="unknown key 'effects.strength'"):
         build("effects", "shadow_reflection", {"strength": 1})
 

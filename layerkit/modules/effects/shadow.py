@@ -71,6 +71,7 @@ class ShadowMixin:
     polish: bool
     polish_joint: bool
     region_fallback: bool
+    chroma_noise: float
     drop_penalty: float
     trace: dict[str, Any]
     #: the grids of :meth:`_polish` (steps in ``sx``, ``sy``; 3×3 each, again around a side that wins, up to ``POLISH_MOVES`` times)
@@ -109,6 +110,8 @@ class ShadowMixin:
 
         g2 = g_l[0] ** 2 + g_l[1] ** 2
         sig = float(np.sqrt(np.mean(g2[~obj]))) if (~obj).any() else 1.0  # the ground's RMS gradient
+        gc2 = g_u[0] ** 2 + g_u[1] ** 2 + g_v[0] ** 2 + g_v[1] ** 2
+        sig_ch = float(np.sqrt(np.mean(gc2[~obj]))) if (~obj).any() else 1.0  # the same of its chromaticity
         cx0 = 0.5 * (box[0] + box[2])
 
         gall = np.stack([g_l[0], g_l[1], g_u[0], g_u[1], g_v[0], g_v[1]], axis=-1).reshape(-1, 6)
@@ -153,6 +156,8 @@ class ShadowMixin:
             c_med = float(per[len(per) // 2]) if len(per) else 0.0  # the median sector's drop
             spread = (sig + 0.01) / np.sqrt(energy)
             z = (-min(c_l, 0.5 * c_l + 0.5 * c_med) - self.chroma_weight * c_ch) / spread
+            # the chromaticity shift beyond what the ground's colour texture gives by chance (chroma_noise)
+            c_ch = max(0.0, c_ch - self.chroma_noise * (sig_ch + 0.01) / np.sqrt(energy))
             return z, c_l, c_ch
 
         # the contact row: the matte's lowest row, or lower (a matte that misses the legs or the

@@ -71,6 +71,9 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         region_fallback: when the fitted penumbra leaves no inner core to match the strength again
             on (a thin, blurred shadow), strength and fade are those that make each material of the
             whole region most uniform once the shadow is divided out, not the first match's.
+        chroma_noise: the chromaticity shift tested against ``max_chroma_shift`` is first lowered by
+            this many spreads of the one the ground's colour texture gives along the outline by chance
+            (``σ_ch / sqrt(Σ|∇P|²)``, ``σ_ch`` the ground's RMS chromaticity gradient; 0: not lowered).
         fit_tau: scale of the robust (Cauchy) loss of the shadow fit, in log-luminance per pixel.
         min_explained: share of the variation below the object a reflection must explain.
         min_margin: how much more of it the mirrored object must explain than the best null
@@ -89,7 +92,7 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
                  max_chroma_shift: float = 0.2, chroma_weight: float = 1.0, fit_tau: float = 0.03, sectors: int = 6,
                  candidates: int = 3, chroma_bin: float = 0.06, min_dark_share: float = 0.8, min_cover: float = 0.3,
                  min_edge: float = 0.6, core_level: float = 0.8, max_drop: float = 0.0, drop_penalty: float = 0.0,
-                 polish: bool = True, polish_joint: bool = False, region_fallback: bool = True,
+                 polish: bool = True, polish_joint: bool = False, region_fallback: bool = True, chroma_noise: float = 0.0,
                  min_explained: float = 0.2, min_margin: float = 0.1,
                  min_dim: float = 0.5, ripple: int = 3, contact: int = 3,
                  kappa_prior: float = 0.05, max_out_of_range: float = 0.05) -> None:
@@ -124,6 +127,9 @@ class ShadowReflectionEffects(ShadowMixin, ReflectionMixin, Effects):
         self.polish = bool(polish)
         self.polish_joint = bool(polish_joint)
         self.region_fallback = bool(region_fallback)
+        if not chroma_noise >= 0.0:
+            raise ValueError(f"chroma_noise is a number of spreads, >= 0, got {chroma_noise}")
+        self.chroma_noise = float(chroma_noise)
         self.min_explained = float(min_explained)
         self.min_margin = float(min_margin)
         self.min_dim = float(min_dim)
