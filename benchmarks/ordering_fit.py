@@ -4,8 +4,8 @@
 For every pair of objects in the ``layerkit make-dataset`` folders given, the antisymmetric cue
 features of :func:`layerkit.modules.orderer.cues.pair_features` are computed on the first-pass
 alphas that ``benchmarks/ordering.py`` cached (``CACHE/ID.npz``); pairs whose GT alphas overlap
-are labelled by their GT depth order. A logistic regression without intercept (scikit-learn,
-each pair added in both argument orders) is fitted for several L2 strengths; the strength with
+are labelled by their GT depth order. A logistic regression without intercept (each pair added in
+both argument orders; every weight but ``cover``'s held ``>= 0``) is fitted for several L2 strengths; the strength with
 the best stack-grouped 5-fold cross-validated pairwise accuracy is refitted on all pairs and its
 weights printed (paste them into ``IMAGE_WEIGHTS``, or with ``--base-only`` into ``WEIGHTS``).
 Only the tuning folders are fitted on; ``--eval DATA=CACHE`` (repeatable) then scores the fitted
@@ -59,13 +59,28 @@ def features(data: Path, cache: Path, extra: bool = True) -> tuple[np.ndarray, l
     return np.array(rows), groups
 
 
+#: features whose weight may take either sign; every other cue is evidence in its designed direction
+#: (``> 0``: the first object is in front), so its weight is held ``>= 0`` — without that, cues that
+#: move together on the fitting stacks get weights of opposite signs that do not carry to other objects
+FREE_SIGN = ("cover",)
+
+
 def fit(x: np.ndarray, c: float) -> np.ndarray:
-    """Weights of a no-intercept logistic regression of "first is in front" on ``±x`` (all rows: first behind)."""
-    from sklearn.linear_model import LogisticRegression
+    """Weights of a no-intercept, L2-regularised logistic regression of "first is in front" on ``±x``
+    (all rows: first behind), each weight but :data:`FREE_SIGN`'s held ``>= 0`` (SciPy L-BFGS-B)."""
+    from scipy.optimize import minimize
 
     xa = np.concatenate([x, -x])
     ya = np.concatenate([np.zeros(len(x)), np.ones(len(x))])
-    return LogisticRegression(C=c, fit_intercept=False, max_iter=5000).fit(xa, ya).coef_[0]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = xa @ w
+        return (float(np.sum(np.logaddexp(0.0, z) - ya * z) + 0.5 / c * w @ w),
+                xa.T @ (1.0 / (1.0 + np.exp(-z)) - ya) + w / c)
+
+    free = {cues.FEATURES.index(n) for n in FREE_SIGN}
+    bounds = [(None, None) if k in free else (0.0, None) for k in range(x.shape[1])]
+    return minimize(loss, np.zeros(x.shape[1]), jac=True, bounds=bounds, method="L-BFGS-B").x
 
 
 def _split(item: str) -> tuple[Path, Path]:

@@ -117,7 +117,14 @@ def swallow_scene() -> tuple[np.ndarray, list[np.ndarray]]:
     return img, [swallowed.astype(np.float32), disc.astype(np.float32)]            # [behind, front]
 
 
-@pytest.mark.parametrize("make", [bar_scene, swallow_scene], ids=["thin-occluder", "swallowed-same-colour"])
+SWALLOW_XFAIL = pytest.mark.xfail(strict=True, reason=(
+    "the licence-clean weights (fitted on procedural stacks) give the swallow cues `tight` / `tight_g` "
+    "weight 0: no fitting stack shows a same-colour occluder swallowed by the mask behind it "
+    "(docs/multilayer.md, 'Fitting data'); the GPL-fitted weights before 2026-12-02 ordered this case"))
+
+
+@pytest.mark.parametrize("make", [bar_scene, pytest.param(swallow_scene, marks=SWALLOW_XFAIL)],
+                         ids=["thin-occluder", "swallowed-same-colour"])
 @pytest.mark.parametrize("perm", [(0, 1), (1, 0)])
 def test_cues_order_cases_the_old_orderers_get_wrong(make, perm: tuple[int, int]) -> None:
     from layerkit.modules.orderer.cues import CueOrderer
