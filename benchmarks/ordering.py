@@ -38,6 +38,9 @@ from layerkit.evaluation.dataset import find_layer_samples  # noqa: E402
 from layerkit.io.image import load_image  # noqa: E402
 from layerkit.modules.orderer import cues, evidence, occlusion  # noqa: E402
 
+#: default seed of the given (shuffled) object order
+SEED = 7
+
 Orderer = Callable[[np.ndarray, list, list], list]  # (image, alphas, prompts) -> order, front first
 ORDERERS: dict[str, Orderer] = {
     "evidence": evidence.OcclusionOrderer(),
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", type=Path, help="a layerkit make-dataset folder")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (alpha cache, summary.json)")
     p.add_argument("--config", default=None, help="pipeline of the first pass (default classical+peel)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the given (shuffled) object order")
+    p.add_argument("--seed", type=int, default=SEED, help="seed of the given (shuffled) object order")
     p.add_argument("--limit", type=int, default=None, help="first N samples only")
     p.add_argument("--gt-visible", action="store_true", help="order the exact visible parts instead of the first pass")
     args = p.parse_args(argv)

@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     out = {"features": list(feats), "weights": [round(float(v), 3) for v in w], "C": best,
            "cv_pairwise": cv, "pairs": len(x), "stacks": len(names), "single_cue": single}
     if evals:
-        from ordering import score
+        from ordering import SEED, score
 
         fitted, shipped = cues.CueOrderer(weights=tuple(w)), cues.CueOrderer()
-        out["eval"] = {str(d): {"fitted": score(d, c, fitted, 7, None), "shipped": score(d, c, shipped, 7, None)}
+        out["eval"] = {str(d): {"fitted": score(d, c, fitted, SEED, None), "shipped": score(d, c, shipped, SEED, None)}
                        for d, c in evals}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=1))

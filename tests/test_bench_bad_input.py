@@ -45,42 +45,17 @@ def test_one_line_errors_passes_results_and_other_errors_through() -> None:
 def test_ordering_fit_names_a_bad_data_cache_pair(item: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from layerkit.cli import main as cli
 
-    data = tmp_path / "stacks"
-    assert cli(["make-dataset", "--fg-dir", str(_fg_dir(tmp_path)), "--bg-dir", str(_bg_dir(tmp_path)), "--objects", "2",
+    src, data = tmp_path / "proc", tmp_path / "stacks"
+    assert load_benchmark("procedural_data").main(["-o", str(src), "--objects", "2", "--backgrounds", "1"]) == 0
+    assert cli(["make-dataset", "--fg-dir", str(src / "fg"), "--bg-dir", str(src / "bg"), "--objects", "2",
                 "--n", "1", "-o", str(data)]) == 0
-    capsys.readouterr()  # make-dataset's progress
+    capsys.readouterr()  # the two scripts' progress
     out = tmp_path / "fit.json"
     arg = item.format(missing=tmp_path / "no_such", tmp=tmp_path, data=data)
     assert load_benchmark("ordering_fit").main([arg, "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ordering_fit.py: ")
     assert not out.exists()
-
-
-def _fg_dir(tmp_path: Path) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    from layerkit.training.procedural import object_rgba
-
-    d = tmp_path / "fg"
-    d.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(object_rgba(rng, size=48), "RGBA").save(d / f"obj_{i}.png")
-    return d
-
-
-def _bg_dir(tmp_path: Path) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    from layerkit.training.procedural import background_rgb
-
-    d = tmp_path / "bg"
-    d.mkdir(exist_ok=True)
-    Image.fromarray(background_rgb(np.random.default_rng(1), 96, 128)).save(d / "bg.png")
-    return d
 
 
 def test_procedural_data_refuses_zero_counts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

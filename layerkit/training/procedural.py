@@ -137,8 +137,7 @@ def background_rgb(rng: np.random.Generator, h: int = 480, w: int = 640) -> np.n
     for _ in range(int(rng.integers(0, 8))):
         m = np.zeros((h, w), np.uint8)
         cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.03, 0.2) * min(h, w)
-        cv2.fillPoly(m, [np.round(_poly(cx, cy, r, r * rng.uniform(0.3, 1), _radial(60, rng, 0.6),
-                                        rng.uniform(0, np.pi))).astype(np.int32)], 255)
+        _fill(m, _poly(cx, cy, r, r * rng.uniform(0.3, 1), _radial(60, rng, 0.6), rng.uniform(0, np.pi)), 1)
         k = int(rng.integers(0, 4)) * 4 + 1
         m = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (k, k), 0)[..., None]
         img = img * (1 - m) + _colour(rng) * m

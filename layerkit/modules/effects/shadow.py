@@ -110,8 +110,9 @@ class ShadowMixin:
 
         g2 = g_l[0] ** 2 + g_l[1] ** 2
         sig = float(np.sqrt(np.mean(g2[~obj]))) if (~obj).any() else 1.0  # the ground's RMS gradient
-        gc2 = g_u[0] ** 2 + g_u[1] ** 2 + g_v[0] ** 2 + g_v[1] ** 2
-        sig_ch = float(np.sqrt(np.mean(gc2[~obj]))) if (~obj).any() else 1.0  # the same of its chromaticity
+        sig_ch = 1.0  # the same of its chromaticity, only where chroma_noise reads it
+        if self.chroma_noise and (~obj).any():
+            sig_ch = float(np.sqrt(np.mean((g_u[0] ** 2 + g_u[1] ** 2 + g_v[0] ** 2 + g_v[1] ** 2)[~obj])))
         cx0 = 0.5 * (box[0] + box[2])
 
         gall = np.stack([g_l[0], g_l[1], g_u[0], g_u[1], g_v[0], g_v[1]], axis=-1).reshape(-1, 6)
