@@ -59,7 +59,8 @@ class PipelineSettings:
             points or text only, before the full-resolution pass on its region.
         point_whole: with points only, segment once on the whole image (at the segmenter's own
             working size) and take that mask, instead of locating the object at ``coarse_side``
-            and segmenting its region again (the ``photo_points`` overlay).
+            and segmenting its region again (on in ``classical``, where ``segmenter.point_select`` chooses the
+            click's extent and segments the region itself when no candidate is stable).
         consistent: re-solve F from C, α and the final B (and B where that F would leave [0, 1]) so
             that the stack recomposes the input; honoured by single- and multi-layer runs.
         consistent_min_alpha: F is re-solved where α is at least this (below it the estimate

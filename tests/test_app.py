@@ -284,15 +284,17 @@ def test_undo_history_shares_arrays_and_is_bounded_for_big_photos(pipe):
 
 
 def test_first_click_runs_at_the_box_working_size() -> None:
-    """With photo_points, one-click prompts run GrabCut at point_max_side (640); the app's first click
-    keeps the 370 px working size (its 3 s budget), on a copy: the pipeline's segmenter is untouched."""
-    pipe = Pipeline.from_config("classical+photo_points")
+    """classical segments a click at three sizes (point_select), point_max_side 640 runs it at 640 px;
+    the app's first click keeps one run at the 370 px working size (its 3 s budget), on a copy: the
+    pipeline's segmenter is untouched."""
+    pipe = Pipeline.from_config("classical", ["segmenter.point_max_side=640"])
     assert pipe.settings.point_whole
     seg = pipe.segmenter
-    assert seg.point_max_side == 640
+    assert seg.point_max_side == 640 and seg.point_select == (370, 512, 640)
     app_seg = click_segmenter(seg)
-    assert app_seg is not seg and app_seg.point_max_side is None and app_seg.max_side == seg.max_side
-    assert seg.point_max_side == 640
+    assert app_seg is not seg and app_seg.point_max_side is None and app_seg.point_select == ()
+    assert app_seg.max_side == seg.max_side
+    assert seg.point_max_side == 640 and seg.point_select == (370, 512, 640)
     assert click_segmenter(app_seg) is app_seg            # nothing to change: the same object
     calls: list[tuple[int, int]] = []
 

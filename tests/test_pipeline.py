@@ -97,14 +97,15 @@ def test_swapped_stage_is_used(composite):
 
 
 def test_point_whole_segments_a_click_once_on_the_whole_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    """classical+photo_points: one GrabCut on the whole image for a click (no coarse pass, no crop
-    pass); boxes keep the region pass. The default segments a click twice (coarse, then region)."""
+    """classical: one segmenter call on the whole image for a click (no coarse pass, no crop pass: the
+    segmenter's point_select picks the extent); boxes keep the region pass. With point_whole off a
+    click is segmented twice (coarse, then region)."""
     from conftest import make_composite
 
     s = make_composite(96, 160)
     click = Prompt(points=[[80, 48]])
-    pipe = Pipeline.from_config("classical+photo_points")
-    assert pipe.settings.point_whole and pipe.segmenter.point_max_side == 640
+    pipe = Pipeline.from_config("classical")
+    assert pipe.settings.point_whole and pipe.segmenter.point_select == (370, 512, 640)
     seg_type = type(pipe.segmenter)
     calls: list[tuple[int, ...]] = []
     original = seg_type.__call__
@@ -121,5 +122,5 @@ def test_point_whole_segments_a_click_once_on_the_whole_image(monkeypatch: pytes
     pipe(s["image"], Prompt(boxes=[s["box"]]))
     assert len(calls) == 1 and calls[0] != (96, 160)          # a box: its region only, as before
     calls.clear()
-    Pipeline.from_config("classical")(s["image"], click)
+    Pipeline.from_config("classical", ["pipeline.point_whole=false"])(s["image"], click)
     assert len(calls) == 2                                     # coarse pass, then the region

@@ -1,4 +1,4 @@
-"""Background that crosses a box side (``continued_background``) and clicks that grow to the whole object."""
+"""Background that crosses a box side (``continued_background``) and boxes a small margin from the frame."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from layerkit import Pipeline
 from layerkit.errors import ConfigError
 from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
-from layerkit.modules.segmenter.grabcut_click import grow_box_from_click, padded_mask_box, touched_sides
 from layerkit.modules.segmenter.grabcut_parts import continued_background
 from layerkit.types import Prompt
 
@@ -82,79 +81,14 @@ def test_side_band_rejects_bad_values() -> None:
         GrabCutSegmenter(side_tol=-1.0)
 
 
-def _clipped_segmenter(obj: np.ndarray, calls: list[list[float]]):  # noqa: ANN202
-    """A box path that returns the object clipped to the prompt's box (records the boxes)."""
-
-    def segment(prompt: Prompt) -> np.ndarray:
-        x0, y0, x1, y1 = (int(round(v)) for v in prompt.boxes[0])
-        calls.append([x0, y0, x1, y1])
-        out = np.zeros_like(obj)
-        out[y0:y1, x0:x1] = obj[y0:y1, x0:x1]
-        return out
-
-    return segment
-
-
-def test_click_box_grows_until_the_object_no_longer_runs_into_its_sides() -> None:
-    h, w = 100, 120
-    obj = np.zeros((h, w), bool)
-    obj[20:70, 30:90] = True  # the whole object
-    click = np.zeros_like(obj)
-    click[25:45, 40:60] = True  # GrabCut from the click: the part under it
-    calls: list[list[float]] = []
-    prompt = Prompt(points=[[50, 35]])
-    got = grow_box_from_click(_clipped_segmenter(obj, calls), click, prompt, pad=0.15, rounds=4, step=0.5)
-    np.testing.assert_array_equal(got, obj)
-    assert len(calls) >= 2 and calls[0] == [37, 22, 63, 48]  # the click mask's box padded by 0.15 × 20 px
-    assert touched_sides(got, np.array(calls[-1], float)) == []
-    once: list[list[float]] = []
-    first = grow_box_from_click(_clipped_segmenter(obj, once), click, prompt, pad=0.15, rounds=0)
-    assert len(once) == 1 and first.sum() < obj.sum()  # rounds=0: the padded box only
-
-
-def test_click_box_keeps_the_last_mask_when_a_wider_box_collapses_or_loses_the_click() -> None:
-    obj = np.zeros((100, 120), bool)
-    obj[20:70, 30:90] = True
-    click = np.zeros_like(obj)
-    click[25:45, 40:60] = True
-    seen: list[list[float]] = []
-    inner = _clipped_segmenter(obj, seen)
-
-    def collapsing(prompt: Prompt) -> np.ndarray:
-        out = inner(prompt)
-        if len(seen) > 1:  # every wider box: a speck away from the click
-            out = np.zeros_like(obj)
-            out[90:92, 5:7] = True
-        return out
-
-    got = grow_box_from_click(collapsing, click, Prompt(points=[[50, 35]]), pad=0.15, rounds=3)
-    assert len(seen) == 2 and got[35, 50] and got.sum() == (obj[22:48, 37:63]).sum()
-    assert grow_box_from_click(lambda p: np.zeros_like(obj), click, Prompt(points=[[50, 35]])) is click
-    assert grow_box_from_click(inner, np.zeros_like(obj), Prompt(points=[[50, 35]])).sum() == 0
-
-
-def test_touched_sides_ignores_the_frame_and_short_contacts() -> None:
-    mask = np.zeros((50, 60), bool)
-    mask[10:50, 20:40] = True  # runs into the bottom of the box, which lies on the frame
-    assert touched_sides(mask, np.array([10.0, 5.0, 50.0, 50.0])) == []
-    assert touched_sides(mask, np.array([10.0, 5.0, 50.0, 40.0])) == [3]
-    mask[20, 10:20] = True  # a one-row contact with the left side: under min_run
-    assert touched_sides(mask, np.array([10.0, 5.0, 50.0, 40.0])) == [3]
-    assert padded_mask_box(np.zeros((5, 5), bool), 0.1, (5, 5)) is None
-
-
-def test_point_grow_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match="point_grow"):
-        GrabCutSegmenter(point_grow=-0.1)
-
-
-def test_the_default_config_ships_the_side_band_and_leaves_point_grow_off() -> None:
+def test_the_default_config_ships_the_side_band() -> None:
     seg = Pipeline.from_config("classical").segmenter
-    assert (seg.side_band, seg.side_tol, seg.point_grow) == (0.1, 0.08, 0.0)
+    assert (seg.side_band, seg.side_tol) == (0.1, 0.08)
 
 
-@pytest.mark.parametrize("override", ["segmenter.side_band=0.9", "segmenter.side_tol=-0.1", "segmenter.point_grow=-1"])
-def test_bad_side_or_grow_settings_name_the_key(override: str) -> None:
+@pytest.mark.parametrize("override", ["segmenter.side_band=0.9", "segmenter.side_tol=-0.1",
+                                      "segmenter.point_select=[8]", "segmenter.point_select_iou=0"])
+def test_bad_side_or_click_settings_name_the_key(override: str) -> None:
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         Pipeline.from_config("classical", [override])
 

@@ -106,16 +106,20 @@ def _components_with_clicks(mask: np.ndarray, clicks: Sequence[Click]) -> np.nda
 def click_segmenter(segmenter: Any) -> Any:
     """The segmenter the app's first click runs: the pipeline's, at its box working size.
 
-    ``segmenter.point_max_side`` (640 in ``classical+photo_points``) makes a one-click prompt run
-    GrabCut at 640 px, which finds whole objects on photos more often but costs ~3× the time of
-    the 370 px box working size: past the app's 3 s budget for the first click, where the following clicks
-    correct the extent anyway. The app's copy leaves it off; the pipeline's segmenter is untouched.
+    ``segmenter.point_select`` (``classical``: a click segmented at 370, 512 and 640 px, each mask
+    checked through the box path) and ``segmenter.point_max_side`` find whole objects on photos
+    more often but cost ~4× (``point_select``) or ~3× (640 px) the time of one 370 px run: past the
+    app's 3 s budget for the first click, where the following clicks correct the extent anyway.
+    The app's copy leaves both off; the pipeline's segmenter is untouched.
     """
-    if getattr(segmenter, "point_max_side", None) is None:
+    if getattr(segmenter, "point_max_side", None) is None and not getattr(segmenter, "point_select", ()):
         return segmenter
     seg = copy.copy(segmenter)
     seg.point_max_side = None
+    if hasattr(seg, "point_select"):
+        seg.point_select = ()
     return seg
+
 
 class ClickRefiner:
     """Clicks + the current mask → the next mask (see the module docstring).

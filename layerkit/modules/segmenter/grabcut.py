@@ -31,17 +31,16 @@ Background that enters the box across a side and continues the colour just outsi
 :func:`~layerkit.modules.segmenter.grabcut_parts.continued_background`): real photos 17.6 → 15.5,
 dev30 composites 6.19 → 6.12. ``box_margin`` stops one pixel short of the image frame where the box
 does (``frame_gap``): a doll's box 2 px below the top edge keeps that sky as known background (real
-photos soft-IoU 0.908 → 0.919; no dev30 box changes). With points only, ``point_grow`` (off) turns the click's mask into a
-box for the box path (:mod:`.grabcut_click`).
+photos soft-IoU 0.908 → 0.919; no dev30 box changes). With points only, ``point_select`` (on in ``classical``)
+segments the click at several working sizes and keeps the largest mask that the box path gives back
+(:mod:`.click_select`; real photos, one click: α SAD 69.9 → 42.9).
 
 On the 30 dev composites this lowers the mask error (pixels differing from GT α > 0.5, /1000)
 from 10.2 (``box``) to 6.9 (``histogram`` + ``center``); see docs/benchmarks.md. The
 initialisations are independent GrabCut runs, so they run in ``threads`` threads (OpenCV
-releases the GIL). If every initialisation loses the object (GrabCut's colour models can
-collapse on low-contrast objects), plain ``box`` GrabCut runs, and if that also comes back
-empty the prompt's own region is returned, so a valid prompt always yields a mask. Finally,
-enclosed holes whose colours the known background lacks are filled (``fill_holes``, see
-:func:`fill_foreign_holes`).
+releases the GIL). If every initialisation loses the object, plain ``box`` GrabCut runs, and if
+that also comes back empty the prompt's own region is returned: a valid prompt always yields a
+mask. Enclosed holes whose colours the known background lacks are filled (``fill_holes``).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ import numpy as np
 
 from layerkit.modules.base import Segmenter
 from layerkit.modules.segmenter.box_sides import segment_cut_box
-from layerkit.modules.segmenter.grabcut_click import grow_box_from_click
+from layerkit.modules.segmenter.click_select import locate_click, select_click_mask
 from layerkit.modules.segmenter.grabcut_parts import (
     background_separation,
     centred_ellipse,
@@ -105,20 +104,15 @@ class GrabCutSegmenter(Segmenter):
         frame_anchor: anchor the ``center`` and ``core`` ellipses at the box sides that lie on
             the image frame (see :func:`centred_ellipse`) instead of centring them in the box.
         point_max_side: working long side for prompts of points only (None: ``max_side``).
-            From a click GrabCut at 370 px stops at the part under it more often than at 640 px:
-            the ``photo_points`` overlay sets 640 with ``pipeline.point_whole`` (real photos win
-            clearly, the dev30 composites lose, so ``classical`` leaves it off;
-            docs/benchmarks.md). The app's first click always leaves it off
+            ``point_select`` tries several sizes instead. The app's first click leaves both off
             (``layerkit.app.interactive.click_segmenter``).
         side_band: background that enters the box across a side (not on the frame) and continues
             the colour just outside it, up to this fraction of the box's size deep, starts the
             ``histogram`` run as sure background (:func:`continued_background`); 0 turns it off.
         side_tol: largest RGB distance (``[0, 1]`` units) from the colour outside the side.
-        point_grow: with points only, the click's mask is not the answer but the seed of a box: its
-            box padded by this × its long side is segmented by the box path, its sides moving out
-            where the mask runs into them (:func:`~layerkit.modules.segmenter.grabcut_click.grow_box_from_click`);
-            0 keeps the click's mask.
-        point_rounds: how many times the box's sides may move out.
+        point_select: with points only, working long sides to segment the click at; the largest mask
+            the box path gives back (IoU >= ``point_select_iou``) is taken, through the box path
+            (:func:`~layerkit.modules.segmenter.click_select.select_click_mask`); empty: off.
         frame_gap: a box side that leaves at least one working pixel between it and the image frame
             keeps one pixel of sure background there: ``box_margin`` does not swallow the only strip of
             background the user left on that side (see :meth:`_margined`). ``classical`` turns it on.
@@ -135,8 +129,13 @@ class GrabCutSegmenter(Segmenter):
                  max_hole: float = 0.06, min_cover: float = 0.02, background_weight: float = 0.0,
                  restore_parts: float = 1.0, min_part: float = 0.05, restore_tolerance: float = 0.02,
                  frame_anchor: bool = False, point_max_side: int | None = None, side_band: float = 0.0,
-                 side_tol: float = 0.06, point_grow: float = 0.0, point_rounds: int = 2,
-                 frame_gap: bool = False, cut_sides: float = 0.0) -> None:
+                 side_tol: float = 0.06,
+                 frame_gap: bool = False, cut_sides: float = 0.0, point_select: tuple[int, ...] = (),
+                 point_select_iou: float = 0.8) -> None:
+        if any(int(v) < 16 for v in point_select) or not 0.0 < point_select_iou <= 1.0:
+            raise ValueError(f"segmenter.point_select must list working sizes >= 16 px and segmenter.point_select_iou "
+                             f"be in (0, 1]; got {list(point_select)}, {point_select_iou}")
+        self.point_select, self.point_select_iou = tuple(int(v) for v in point_select), point_select_iou
         if not 0.0 <= cut_sides <= 1.0:
             raise ValueError(f"segmenter.cut_sides must be in [0, 1], got {cut_sides}")
         self.cut_sides = cut_sides
@@ -164,10 +163,6 @@ class GrabCutSegmenter(Segmenter):
         if not 0.0 <= side_band < 0.5 or side_tol < 0.0:
             raise ValueError(f"segmenter.side_band must be in [0, 0.5) and segmenter.side_tol >= 0; got {side_band}, {side_tol}")
         self.side_band = side_band
-        if point_grow < 0.0 or point_rounds < 0:
-            raise ValueError(f"segmenter.point_grow and segmenter.point_rounds must be >= 0; got {point_grow}, {point_rounds}")
-        self.point_grow = point_grow
-        self.point_rounds = point_rounds
         self.side_tol = side_tol
         self.frame_gap = frame_gap
         self.fill_holes = fill_holes
@@ -192,14 +187,20 @@ class GrabCutSegmenter(Segmenter):
         Returns:
             ``H×W`` bool mask.
         """
-        mask = self._segment(prompt)
-        if self.point_grow > 0 and prompt.points is not None and prompt.boxes is None and prompt.mask is None and mask.any():
-            mask = grow_box_from_click(lambda p: self._segment(p, side_band=False), mask, prompt, self.point_grow,
-                                       self.point_rounds)
-        return mask
+        only_points = prompt.points is not None and prompt.boxes is None and prompt.mask is None
+        if self.point_select and only_points:
+            mask, box, _ = select_click_mask(lambda p, side: self._segment(p, side=side),
+                                             lambda p: self._segment(p, side_band=False), prompt, self.point_select,
+                                             min_iou=self.point_select_iou)
+            if box is not None:
+                return mask
+            return locate_click(lambda im, p: self._segment(p, image=im), self.image, mask, prompt)
+        return self._segment(prompt)
 
-    def _segment(self, prompt: Prompt, side_band: bool = True, image: np.ndarray | None = None) -> np.ndarray:
-        """One segmentation of ``prompt`` (see :meth:`predict`); ``side_band`` False: no side runs (derived boxes)."""
+    def _segment(self, prompt: Prompt, side_band: bool = True, image: np.ndarray | None = None,
+                 side: int | None = None) -> np.ndarray:
+        """One segmentation of ``prompt`` (see :meth:`predict`); ``side_band`` False: no side runs (derived boxes);
+        ``side``: the working long side (default ``max_side``, or ``point_max_side`` for points only)."""
         import cv2
 
         if image is None and self.cut_sides > 0 and side_band and prompt.boxes is not None and len(prompt.boxes) == 1 \
@@ -212,7 +213,8 @@ class GrabCutSegmenter(Segmenter):
         if prompt.mask is not None and not self.refine_mask and prompt.points is None and prompt.boxes is None:
             return np.asarray(prompt.mask, bool)
         only_points = prompt.points is not None and prompt.boxes is None and prompt.mask is None
-        side = self.point_max_side if only_points and self.point_max_side else self.max_side
+        if side is None:
+            side = self.point_max_side if only_points and self.point_max_side else self.max_side
         k = min(1.0, side / max(h, w))
         sw, sh = max(1, round(w * k)), max(1, round(h * k))
         small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA) if k < 1 else image
