@@ -290,11 +290,11 @@ def test_first_click_runs_at_the_box_working_size() -> None:
     pipe = Pipeline.from_config("classical", ["segmenter.point_max_side=640"])
     assert pipe.settings.point_whole
     seg = pipe.segmenter
-    assert seg.point_max_side == 640 and seg.point_select == (370, 512, 640)
+    assert seg.point_max_side == 640 and seg.point_select == (370, 640)
     app_seg = click_segmenter(seg)
     assert app_seg is not seg and app_seg.point_max_side is None and app_seg.point_select == ()
     assert app_seg.max_side == seg.max_side
-    assert seg.point_max_side == 640 and seg.point_select == (370, 512, 640)
+    assert seg.point_max_side == 640 and seg.point_select == (370, 640)
     assert click_segmenter(app_seg) is app_seg            # nothing to change: the same object
     calls: list[tuple[int, int]] = []
 

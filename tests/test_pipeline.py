@@ -105,7 +105,7 @@ def test_point_whole_segments_a_click_once_on_the_whole_image(monkeypatch: pytes
     s = make_composite(96, 160)
     click = Prompt(points=[[80, 48]])
     pipe = Pipeline.from_config("classical")
-    assert pipe.settings.point_whole and pipe.segmenter.point_select == (370, 512, 640)
+    assert pipe.settings.point_whole and pipe.segmenter.point_select == (370, 640)
     seg_type = type(pipe.segmenter)
     calls: list[tuple[int, ...]] = []
     original = seg_type.__call__

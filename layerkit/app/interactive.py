@@ -106,9 +106,9 @@ def _components_with_clicks(mask: np.ndarray, clicks: Sequence[Click]) -> np.nda
 def click_segmenter(segmenter: Any) -> Any:
     """The segmenter the app's first click runs: the pipeline's, at its box working size.
 
-    ``segmenter.point_select`` (``classical``: a click segmented at 370, 512 and 640 px, each mask
+    ``segmenter.point_select`` (``classical``: a click segmented at 370 and 640 px, each mask
     checked through the box path) and ``segmenter.point_max_side`` find whole objects on photos
-    more often but cost ~4× (``point_select``) or ~3× (640 px) the time of one 370 px run: past the
+    more often but cost about 3× the time of one 370 px run: past the
     app's 3 s budget for the first click, where the following clicks correct the extent anyway.
     The app's copy leaves both off; the pipeline's segmenter is untouched.
     """
