@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerkit.modules.segmenter.click_select import locate_click, mask_iou, padded_mask_box, select_click_mask
+from layerkit.modules.segmenter.click_select import (
+    locate_click,
+    mask_iou,
+    padded_mask_box,
+    resegment_box,
+    select_click_mask,
+)
 from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
 from layerkit.types import Prompt
 
@@ -85,6 +91,26 @@ def test_locate_click_segments_the_region_around_the_mask_and_pastes_it_back() -
     assert shapes == [(30, 30)]
     assert got[38:43, 48:53].all() and got.sum() == 25
     assert locate_click(segment, image, np.zeros((H, W), bool), CLICK) is not None and len(shapes) == 1
+
+
+def test_resegment_box_keeps_the_better_separated_of_the_two_masks() -> None:
+    yy, xx = np.mgrid[:H, :W]
+    image = np.full((H, W, 3), 0.5, np.float32)
+    disc = (xx - 70) ** 2 + (yy - 50) ** 2 < 20 ** 2
+    image[disc] = [0.9, 0.1, 0.1]
+    coarse = (xx - 70) ** 2 + (yy - 50) ** 2 < 26 ** 2  # spills into the grey ring: worse separated
+    regions: list[tuple[int, int]] = []
+
+    def exact(sub: np.ndarray, prompt: Prompt) -> np.ndarray:
+        regions.append(sub.shape[:2])
+        return (sub[..., 1] < 0.3)
+
+    box = np.array([44.0, 24.0, 96.0, 76.0])
+    got = resegment_box(exact, image, coarse, box, CLICK)
+    np.testing.assert_array_equal(got, disc)
+    assert regions == [(H, 100)]  # the box grown by 24 px (min_margin > 0.25 × 52), clipped to the image
+    spill = lambda sub, prompt: np.ones(sub.shape[:2], bool)  # noqa: E731  (the whole region: worse)
+    assert resegment_box(spill, image, disc, box, CLICK) is disc
 
 
 def _two_tone_scene() -> tuple[np.ndarray, np.ndarray]:

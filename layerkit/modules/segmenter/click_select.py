@@ -24,10 +24,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from layerkit.modules.segmenter.box_sides import segment_cropped
+from layerkit.modules.segmenter.grabcut_parts import colour_separation
 from layerkit.ops.roi import expand_box
 from layerkit.types import Prompt
 
-__all__ = ["locate_click", "mask_iou", "padded_mask_box", "select_click_mask"]
+__all__ = ["locate_click", "mask_iou", "padded_mask_box", "resegment_box", "select_click_mask"]
 
 
 def padded_mask_box(mask: np.ndarray, pad: float, size: tuple[int, int]) -> np.ndarray | None:
@@ -112,3 +113,20 @@ def locate_click(segment: Callable[[np.ndarray, Prompt], np.ndarray], image: np.
     near = (int(min(xs.min(), px.min())), int(min(ys.min(), py.min())), int(max(xs.max(), px.max())) + 1,
             int(max(ys.max(), py.max())) + 1)
     return segment_cropped(segment, image, prompt, expand_box(near, image.shape[:2], margin, min_margin))
+
+
+def resegment_box(segment: Callable[[np.ndarray, Prompt], np.ndarray], image: np.ndarray, mask: np.ndarray,
+                  box: np.ndarray, prompt: Prompt, margin: float = 0.25, min_margin: int = 24) -> np.ndarray:
+    """The chosen candidate's box segmented again as a user's box; the better-separated mask wins.
+
+    ``mask`` is the box path's answer at the whole image's working size, where a small or thin
+    object has few pixels; the same box on its region (the pipeline's region for a box prompt:
+    grown by ``margin`` × its long side, at least ``min_margin`` px) is segmented at the region's
+    working size, with the side band a user's box gets. The mask whose colours differ more from
+    the ring around it (:func:`~layerkit.modules.segmenter.grabcut_parts.colour_separation`, the
+    box path's own vote) is returned.
+    """
+    near = (int(box[0]), int(box[1]), int(np.ceil(box[2])), int(np.ceil(box[3])))
+    again = segment_cropped(segment, image, Prompt(boxes=[list(map(float, box))], points=prompt.points,
+                                                   labels=prompt.labels), expand_box(near, image.shape[:2], margin, min_margin))
+    return again if colour_separation(image, again) > colour_separation(image, mask) else mask

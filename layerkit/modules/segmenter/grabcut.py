@@ -33,15 +33,14 @@ dev30 composites 6.19 → 6.12. ``box_margin`` stops one pixel short of the imag
 does (``frame_gap``): a doll's box 2 px below the top edge keeps that sky as known background (real
 photos soft-IoU 0.908 → 0.919; no dev30 box changes). With points only, ``point_select`` (on in ``classical``)
 segments the click at several working sizes and keeps the largest mask that the box path gives back
-(:mod:`.click_select`; real photos, one click: α SAD 69.9 → 42.9).
+(:mod:`.click_select`; real photos, one click: α SAD 69.9 → 42.4).
 
 On the 30 dev composites this lowers the mask error (pixels differing from GT α > 0.5, /1000)
 from 10.2 (``box``) to 6.9 (``histogram`` + ``center``); see docs/benchmarks.md. The
 initialisations are independent GrabCut runs, so they run in ``threads`` threads (OpenCV
 releases the GIL). If every initialisation loses the object, plain ``box`` GrabCut runs, and if
 that also comes back empty the prompt's own region is returned: a valid prompt always yields a
-mask. Enclosed holes whose colours the known background lacks are filled (``fill_holes``).
-"""
+mask. Enclosed holes whose colours the known background lacks are filled (``fill_holes``)."""
 
 from __future__ import annotations
 
@@ -49,7 +48,7 @@ import numpy as np
 
 from layerkit.modules.base import Segmenter
 from layerkit.modules.segmenter.box_sides import segment_cut_box
-from layerkit.modules.segmenter.click_select import locate_click, select_click_mask
+from layerkit.modules.segmenter.click_select import locate_click, resegment_box, select_click_mask
 from layerkit.modules.segmenter.grabcut_parts import (
     background_separation,
     centred_ellipse,
@@ -192,9 +191,10 @@ class GrabCutSegmenter(Segmenter):
             mask, box, _ = select_click_mask(lambda p, side: self._segment(p, side=side),
                                              lambda p: self._segment(p, side_band=False), prompt, self.point_select,
                                              min_iou=self.point_select_iou)
-            if box is not None:
-                return mask
-            return locate_click(lambda im, p: self._segment(p, image=im), self.image, mask, prompt)
+            on_region = lambda im, p: self._segment(p, image=im)  # noqa: E731
+            if box is None:
+                return locate_click(on_region, self.image, mask, prompt)
+            return resegment_box(on_region, self.image, mask, box, prompt)
         return self._segment(prompt)
 
     def _segment(self, prompt: Prompt, side_band: bool = True, image: np.ndarray | None = None,
