@@ -108,7 +108,7 @@ def click_segmenter(segmenter: Any) -> Any:
 
     ``segmenter.point_select`` (``classical``: a click segmented at 370 and 640 px, each mask
     checked through the box path) and ``segmenter.point_max_side`` find whole objects on photos
-    more often but cost about 3× the time of one 370 px run: past the
+    more often but cost 3–4× the time of one 370 px run: past the
     app's 3 s budget for the first click, where the following clicks correct the extent anyway.
     The app's copy leaves both off; the pipeline's segmenter is untouched.
     """
