@@ -284,7 +284,7 @@ def test_undo_history_shares_arrays_and_is_bounded_for_big_photos(pipe):
 
 
 def test_first_click_runs_at_the_box_working_size() -> None:
-    """classical segments a click at three sizes (point_select), point_max_side 640 runs it at 640 px;
+    """classical segments a click at two sizes (point_select), point_max_side 640 runs it at 640 px;
     the app's first click keeps one run at the 370 px working size (its 3 s budget), on a copy: the
     pipeline's segmenter is untouched."""
     pipe = Pipeline.from_config("classical", ["segmenter.point_max_side=640"])

@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from layerkit.modules.segmenter.click_select import (
-    locate_click,
-    mask_iou,
-    padded_mask_box,
-    resegment_box,
-    select_click_mask,
-)
+from layerkit.app.noc import mask_iou
+from layerkit.modules.segmenter.click_select import locate_click, padded_mask_box, resegment_box, select_click_mask
 from layerkit.modules.segmenter.grabcut import GrabCutSegmenter
 from layerkit.types import Prompt
 

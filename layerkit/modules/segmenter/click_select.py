@@ -13,7 +13,9 @@ box path separates the object from the background it swallowed, and the two disa
 :func:`select_click_mask` therefore segments the click at several working sizes, keeps the
 candidates that the box path gives back (IoU ≥ ``min_iou``), and returns the box-path mask of the
 largest of them: a part that is stable is kept only when no larger stable mask (the whole object)
-exists. With no stable candidate the click's mask at the first size is returned, as before.
+exists. :func:`resegment_box` then segments the chosen box on its own region, as a user's box, and
+keeps the better separated of the two masks; with no stable candidate :func:`locate_click` segments
+the click again on the region around its mask, as the pipeline's point path does.
 Used by :class:`~layerkit.modules.segmenter.grabcut.GrabCutSegmenter` (``point_select``).
 """
 
@@ -25,10 +27,11 @@ import numpy as np
 
 from layerkit.modules.segmenter.box_sides import segment_cropped
 from layerkit.modules.segmenter.grabcut_parts import colour_separation
+from layerkit.ops.masks import soft_iou
 from layerkit.ops.roi import expand_box
 from layerkit.types import Prompt
 
-__all__ = ["locate_click", "mask_iou", "padded_mask_box", "resegment_box", "select_click_mask"]
+__all__ = ["locate_click", "padded_mask_box", "resegment_box", "select_click_mask"]
 
 
 def padded_mask_box(mask: np.ndarray, pad: float, size: tuple[int, int]) -> np.ndarray | None:
@@ -40,12 +43,6 @@ def padded_mask_box(mask: np.ndarray, pad: float, size: tuple[int, int]) -> np.n
     p = pad * max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
     return np.array([max(0.0, xs.min() - p), max(0.0, ys.min() - p), min(float(w), xs.max() + 1 + p),
                      min(float(h), ys.max() + 1 + p)])
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two bool masks (0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def select_click_mask(segment_click: Callable[[Prompt, int], np.ndarray], segment_box: Callable[[Prompt], np.ndarray],
@@ -73,7 +70,7 @@ def select_click_mask(segment_click: Callable[[Prompt, int], np.ndarray], segmen
     labels = np.asarray(prompt.labels)
     pos = points[labels == 1]
     trials: list[dict] = []
-    best: tuple[int, np.ndarray, np.ndarray] | None = None
+    best: tuple[dict, np.ndarray, np.ndarray] | None = None  # (trial, box-path mask, box) of the largest stable
     fallback = None
     for side in sides:
         click = np.asarray(segment_click(prompt, int(side)), bool)
@@ -88,13 +85,14 @@ def select_click_mask(segment_click: Callable[[Prompt, int], np.ndarray], segmen
             box = np.array([min(box[0], pos[:, 0].min()), min(box[1], pos[:, 1].min()),
                             max(box[2], pos[:, 0].max() + 1), max(box[3], pos[:, 1].max() + 1)])
         again = np.asarray(segment_box(Prompt(boxes=[box.tolist()], points=prompt.points, labels=prompt.labels)), bool)
-        trial["iou"] = mask_iou(click, again)
-        if trial["iou"] >= min_iou and (best is None or trial["area"] > best[0]):
-            best = (trial["area"], again, box)
-            for t in trials:
-                t["chosen"] = t is trial
+        trial["iou"] = soft_iou(click, again, empty=0.0)
+        if trial["iou"] >= min_iou and (best is None or trial["area"] > best[0]["area"]):
+            best = (trial, again, box)
     assert fallback is not None
-    return (fallback, None, trials) if best is None else (best[1], best[2], trials)
+    if best is None:
+        return fallback, None, trials
+    best[0]["chosen"] = True
+    return best[1], best[2], trials
 
 
 def locate_click(segment: Callable[[np.ndarray, Prompt], np.ndarray], image: np.ndarray, click: np.ndarray,

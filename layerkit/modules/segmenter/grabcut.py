@@ -188,13 +188,13 @@ class GrabCutSegmenter(Segmenter):
         """
         only_points = prompt.points is not None and prompt.boxes is None and prompt.mask is None
         if self.point_select and only_points:
-            mask, box, _ = select_click_mask(lambda p, side: self._segment(p, side=side),
-                                             lambda p: self._segment(p, side_band=False), prompt, self.point_select,
-                                             min_iou=self.point_select_iou)
+            long_side = max(self.image.shape[:2])
+            sides = list(dict.fromkeys(min(v, long_side) for v in self.point_select))  # sizes past the image: one run
+            mask, box, _ = select_click_mask(lambda p, s: self._segment(p, side=s), lambda p: self._segment(p, side_band=False),
+                                             prompt, sides, min_iou=self.point_select_iou)
             on_region = lambda im, p: self._segment(p, image=im)  # noqa: E731
-            if box is None:
-                return locate_click(on_region, self.image, mask, prompt)
-            return resegment_box(on_region, self.image, mask, box, prompt)
+            return (locate_click(on_region, self.image, mask, prompt) if box is None
+                    else resegment_box(on_region, self.image, mask, box, prompt))
         return self._segment(prompt)
 
     def _segment(self, prompt: Prompt, side_band: bool = True, image: np.ndarray | None = None,
