@@ -93,3 +93,49 @@ def test_see_through_ignores_a_few_background_coloured_spots():
     many = disc & (rng.random(disc.shape) < 0.3)
     image[many] = image[0, 0]
     assert (MorphologyTrimapper(see_through=True)(disc, image) != plain).any()
+
+
+def _gappy_crown(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shrub: brown foliage with many separate 10×10 gaps of the green background. The gaps are
+    too wide for the 2-px interleaving test (their centres lie 5 px from any leaf)."""
+    rng = np.random.default_rng(seed)
+    disc = _disc()
+    gaps = np.zeros_like(disc)
+    for y in range(22, 100, 16):
+        for x in range(22, 100, 16):
+            gaps[y:y + 10, x:x + 10] = True
+    gaps &= disc
+    green = np.array([0.2, 0.6, 0.25]) + rng.normal(0, 0.02, disc.shape + (3,))
+    brown = np.array([0.35, 0.2, 0.1]) + rng.normal(0, 0.02, disc.shape + (3,))
+    image = np.where(disc[..., None] & ~gaps[..., None], brown, green).clip(0, 1).astype(np.float32)
+    return image, disc, gaps
+
+
+def test_see_through_fragments_opens_scattered_wide_gaps():
+    image, disc, gaps = _gappy_crown()
+    plain = MorphologyTrimapper()(disc, image)
+    inner = plain == 1.0
+    interleaved_only = MorphologyTrimapper(see_through=True)(disc, image)
+    np.testing.assert_array_equal(interleaved_only, plain)  # the 2-px test alone leaves the gaps solid
+    opened = MorphologyTrimapper(see_through=True, see_through_fragments=0.6)(disc, image)
+    assert (opened[gaps & inner] < 1.0).mean() > 0.9
+    assert (opened[~gaps & inner] == 1.0).mean() > 0.9  # the foliage stays sure FG
+
+
+def test_see_through_fragments_leaves_one_broad_look_alike_patch_alone():
+    """The solid look-alike object of the test above: its background-coloured half is one patch."""
+    rng = np.random.default_rng(1)
+    disc = _disc()
+    image = np.empty(disc.shape + (3,), np.float32)
+    image[:] = np.array([0.5, 0.5, 0.5]) + rng.normal(0, 0.02, disc.shape + (3,))
+    half = disc.copy()
+    half[:, 60:] = False
+    image[half] = np.array([0.6, 0.3, 0.2]) + rng.normal(0, 0.02, (int(half.sum()), 3))
+    plain = MorphologyTrimapper()(disc, image)
+    opened = MorphologyTrimapper(see_through=True, see_through_fragments=0.6)(disc, image)
+    np.testing.assert_array_equal(plain, opened)
+
+
+def test_bad_see_through_fragments_names_the_key():
+    with pytest.raises(ConfigError, match=r"trimapper\.see_through_fragments"):
+        Pipeline.from_config("classical", ["trimapper.see_through_fragments=1.5"])

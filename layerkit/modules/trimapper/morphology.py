@@ -16,8 +16,9 @@ as solid blobs: the interior's colour histogram is unmixed into "object" and "ri
 (:func:`see_through`), and interior pixels whose colour the ring explains become unknown, or
 background when it explains them almost wholly. It acts only when those pixels are a sizeable
 part of the interior (a few shadows in a person's hair are not holes) and lie interleaved with
-clearly-object pixels: a solid object whose colours resemble the background (a grey woodlouse on
-grey ground) has its ambiguous pixels in broad patches and is left alone.
+clearly-object pixels, or (``see_through_fragments``) scattered over many separate gaps: a solid
+object whose colours resemble the background (a grey woodlouse on grey ground) has its ambiguous
+pixels in one broad patch and is left alone.
 """
 
 from __future__ import annotations
@@ -43,18 +44,24 @@ class MorphologyTrimapper(Trimapper):
             contain (the unmixing scale is this quantile of interior/ring histogram ratios).
         see_through_mix: smallest fraction of ring-coloured interior pixels that must lie within
             2 px of clearly-object pixels for the interior to be opened.
+        see_through_fragments: the interior is also opened when the ring-coloured pixels are
+            scattered: no connected patch holds more than this share of them (gaps between the
+            leaves of a bonsai, some wider than 2 px). 0 turns this test off.
     """
 
     def __init__(self, band: int | None = None, band_ratio: float = 0.03, min_band: int = 4, max_band: int = 60,
                  soft_threshold: float = 0.05, see_through: bool = False, see_through_quantile: float = 0.5,
-                 see_through_mix: float = 0.8) -> None:
+                 see_through_mix: float = 0.8, see_through_fragments: float = 0.0) -> None:
         if band is not None and band < 1:
             raise ValueError(f"trimapper.band must be >= 1 pixel, got {band}")
         if not 0.0 <= see_through_quantile <= 1.0:
             raise ValueError(f"trimapper.see_through_quantile must be in [0, 1], got {see_through_quantile}")
+        if not 0.0 <= see_through_fragments <= 1.0:
+            raise ValueError(f"trimapper.see_through_fragments must be in [0, 1] (0: off), got {see_through_fragments}")
         self.see_through = see_through
         self.see_through_quantile = see_through_quantile
         self.see_through_mix = see_through_mix
+        self.see_through_fragments = see_through_fragments
         self.band = band
         self.band_ratio = band_ratio
         self.min_band = min_band
@@ -85,7 +92,8 @@ class MorphologyTrimapper(Trimapper):
         trimap = np.where(un, 0.5, 0.0).astype(np.float32)
         trimap[fg] = 1.0
         if self.see_through and image is not None and fg.any():
-            open_, clear = see_through(image, fg, un, self.see_through_quantile, self.see_through_mix)
+            open_, clear = see_through(image, fg, un, self.see_through_quantile, self.see_through_mix,
+                                       fragments=self.see_through_fragments)
             trimap[open_] = 0.5
             trimap[clear] = 0.0
         t = self.soft_threshold
@@ -115,7 +123,8 @@ def morph(mask: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
 
 def see_through(image: np.ndarray, core: np.ndarray, band: np.ndarray, quantile: float = 0.5, mix: float = 0.8,
                 ring_ratio: float = 0.1, bins: int = 16, unknown_below: float = 0.6,
-                background_below: float = 0.15, min_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+                background_below: float = 0.15, min_fraction: float = 0.1,
+                fragments: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Interior pixels of a see-through object: (to make unknown, to make background).
 
     The interior (``core``) histogram ``h_i`` is modelled as object colours plus ``λ`` times the
@@ -126,7 +135,10 @@ def see_through(image: np.ndarray, core: np.ndarray, band: np.ndarray, quantile:
     ``background_below`` as background, but only if they are at least ``min_fraction`` of the
     interior (a few shadows in a person's hair, 1–2 % on the shipped photo, are not holes) and at
     least ``mix`` of them lie within 2 px of pixels above ``unknown_below`` (interleaved, as in a
-    crown of twigs); otherwise nothing.
+    crown of twigs) or, with ``fragments`` > 0, no 8-connected patch of them holds more than
+    ``fragments`` of them (scattered gaps, some too wide for the 2-px test, as between the leaves of
+    a shrub); otherwise nothing. A solid look-alike object has its ambiguous pixels in one broad
+    patch (95–100 % of them on the dev composites) and passes neither test.
 
     Args:
         image: ``H×W×3`` in ``[0, 1]``.
@@ -158,9 +170,19 @@ def see_through(image: np.ndarray, core: np.ndarray, band: np.ndarray, quantile:
         return none, none
     solid = (core & ~unknown).astype(np.uint8)
     near = cv2.dilate(solid, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
-    if (unknown & near).sum() < mix * unknown.sum():
+    if (unknown & near).sum() < mix * unknown.sum() and not _fragmented(unknown, fragments):
         return none, none
     return unknown, core & (p < background_below)
+
+
+def _fragmented(pixels: np.ndarray, share: float) -> bool:
+    """Whether no 8-connected component of ``pixels`` holds more than ``share`` of them (0: never)."""
+    import cv2
+
+    if share <= 0.0 or not pixels.any():
+        return False
+    _, labels = cv2.connectedComponents(pixels.astype(np.uint8), connectivity=8)
+    return float(np.bincount(labels.ravel())[1:].max()) <= share * float(pixels.sum())
 
 
 def ensure_fg_bg(trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:
