@@ -30,6 +30,18 @@ def _crown(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return image, disc, twigs
 
 
+def _look_alike() -> tuple[np.ndarray, np.ndarray]:
+    """A solid disc: its right half grey like the background, its left half distinct. (image, disc)"""
+    rng = np.random.default_rng(1)
+    disc = _disc()
+    image = np.empty(disc.shape + (3,), np.float32)
+    image[:] = np.array([0.5, 0.5, 0.5]) + rng.normal(0, 0.02, disc.shape + (3,))
+    half = disc.copy()
+    half[:, 60:] = False
+    image[half] = np.array([0.6, 0.3, 0.2]) + rng.normal(0, 0.02, (int(half.sum()), 3))  # left half distinct
+    return image, disc
+
+
 def test_band_scales_with_the_object_and_keeps_fg_and_bg():
     tm = MorphologyTrimapper(band_ratio=0.05)
     small, large = _disc(r=10), _disc(h=400, w=400, r=150)
@@ -55,13 +67,7 @@ def test_see_through_opens_the_holes_of_a_crown():
 def test_see_through_leaves_a_solid_look_alike_object_alone():
     """Background-coloured patches of a solid object are broad, not interleaved with object
     pixels: the trimap must not change."""
-    rng = np.random.default_rng(1)
-    disc = _disc()
-    image = np.empty(disc.shape + (3,), np.float32)
-    image[:] = np.array([0.5, 0.5, 0.5]) + rng.normal(0, 0.02, disc.shape + (3,))
-    half = disc.copy()
-    half[:, 60:] = False
-    image[half] = np.array([0.6, 0.3, 0.2]) + rng.normal(0, 0.02, (int(half.sum()), 3))  # left half distinct
+    image, disc = _look_alike()
     plain = MorphologyTrimapper()(disc, image)
     opened = MorphologyTrimapper(see_through=True)(disc, image)
     np.testing.assert_array_equal(plain, opened)
@@ -124,13 +130,7 @@ def test_see_through_fragments_opens_scattered_wide_gaps():
 
 def test_see_through_fragments_leaves_one_broad_look_alike_patch_alone():
     """The solid look-alike object of the test above: its background-coloured half is one patch."""
-    rng = np.random.default_rng(1)
-    disc = _disc()
-    image = np.empty(disc.shape + (3,), np.float32)
-    image[:] = np.array([0.5, 0.5, 0.5]) + rng.normal(0, 0.02, disc.shape + (3,))
-    half = disc.copy()
-    half[:, 60:] = False
-    image[half] = np.array([0.6, 0.3, 0.2]) + rng.normal(0, 0.02, (int(half.sum()), 3))
+    image, disc = _look_alike()
     plain = MorphologyTrimapper()(disc, image)
     opened = MorphologyTrimapper(see_through=True, see_through_fragments=0.6)(disc, image)
     np.testing.assert_array_equal(plain, opened)
